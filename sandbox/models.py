@@ -1,0 +1,68 @@
+"""Typed results of sandbox jobs. JSON-serialisable; shared by the Python API, the CLI and the graph."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Verdict = Literal["passed", "failed", "error", "timeout", "oom"]
+TestOutcome = Literal["passed", "failed", "error", "skipped"]
+
+
+class TestCaseResult(BaseModel):
+    """One collected test and what happened to it."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str = Field(description="The test's node id within the test file, e.g. test_tool.py::test_empty.")
+    outcome: TestOutcome
+    message: str = Field(default="", description="Failure or error message, trimmed.")
+    duration_ms: float = 0.0
+
+
+class TestReport(BaseModel):
+    """The structured report of `run_tests`.
+
+    `verdict` is "passed" only when the pytest session finished, every test found in the source was
+    collected and reported, and every report passed.
+    """
+
+    __test__ = False
+
+    verdict: Verdict
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    collected: int = 0
+    expected_tests: list[str] = Field(default_factory=list, description="Test functions found in the source.")
+    tests: list[TestCaseResult] = Field(default_factory=list)
+    message: str = Field(default="", description="Why the verdict is what it is, in one or two sentences.")
+    stdout: str = ""
+    stderr: str = ""
+    duration_ms: float = 0.0
+    image_id: str = ""
+
+    def failures(self) -> list[TestCaseResult]:
+        """The tests that failed or errored."""
+        return [t for t in self.tests if t.outcome in ("failed", "error")]
+
+
+class CallError(BaseModel):
+    """An exception raised by a tool, or a sandbox-level failure (type Timeout, OutOfMemory, ...)."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+class CallResult(BaseModel):
+    """The outcome of `call`: `ok` with a JSON `result`, or an `error`."""
+
+    ok: bool
+    result: Any = None
+    error: CallError | None = None
+    stdout: str = ""
+    duration_ms: float = 0.0
+    image_id: str = ""
