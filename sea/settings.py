@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     sandbox_pids: int = Field(default=64, ge=8, le=4096)
     sandbox_output_bytes: int = Field(default=64 * 1024, ge=1024, description="Cap on captured stdout/stderr.")
     sandbox_result_bytes: int = Field(default=256 * 1024, ge=1024, description="Cap on a call's JSON result.")
+    sandbox_build: Literal["auto", "online", "offline"] = Field(
+        default="auto",
+        description="How build-image makes the image: auto (pull python slim if a registry answers, else "
+        "debootstrap), online, or offline.",
+    )
+    sandbox_debian_mirror: str = Field(
+        default="http://deb.debian.org/debian", description="Debian mirror for the offline image build."
+    )
 
     # Graph
     max_repairs: int = Field(default=3, ge=0, le=10, description="Implementation repair attempts.")
