@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     chroma_host: str | None = Field(default=None, description="Chroma server host; unset = embedded client.")
     chroma_port: int = Field(default=8000)
     retrieve_k: int = Field(default=5, ge=1, le=50)
+    duplicate_similarity: float = Field(
+        default=0.9, ge=0.0, le=1.0,
+        description="Description cosine at or above which a new tool with an existing tool's signature is a twin.",
+    )
 
     # Sandbox
     sandbox_image: str = Field(default="sea-sandbox:latest")
@@ -50,6 +54,11 @@ class Settings(BaseSettings):
     sandbox_pids: int = Field(default=64, ge=8, le=4096)
     sandbox_output_bytes: int = Field(default=64 * 1024, ge=1024, description="Cap on captured stdout/stderr.")
     sandbox_result_bytes: int = Field(default=256 * 1024, ge=1024, description="Cap on a call's JSON result.")
+    sandbox_scratch_mb: int = Field(default=64, ge=8, le=4096, description="Size of /sandbox and /tmp tmpfs.")
+    sandbox_nofile: int = Field(default=256, ge=32, le=65536, description="Open-file ulimit in the sandbox.")
+    sandbox_acquire_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="How long a job waits for a warm container."
+    )
     sandbox_build: Literal["auto", "online", "offline"] = Field(
         default="auto",
         description="How build-image makes the image: auto (pull python slim if a registry answers, else "
@@ -62,6 +71,9 @@ class Settings(BaseSettings):
     # Graph
     max_repairs: int = Field(default=3, ge=0, le=10, description="Implementation repair attempts.")
     max_test_revisions: int = Field(default=2, ge=0, le=10, description="Recorded test revisions per run.")
+    max_test_rewrites: int = Field(
+        default=2, ge=0, le=10, description="Times the red phase may send the tests back to write_tests."
+    )
     checkpointer: Literal["sqlite", "postgres", "memory"] = Field(default="sqlite")
     postgres_uri: str | None = Field(default=None, description="PostgreSQL URI when checkpointer=postgres.")
 

@@ -83,6 +83,7 @@ class ToolManifest(ToolDraft):
     version: int = Field(ge=1)
     status: Literal["active", "retired"] = "active"
     usage: UsageStats = Field(default_factory=UsageStats)
+    current: bool = Field(default=True, description="This version is the tool's active (current) version.")
 
     def card(self) -> str:
         """The text a model or a person sees when choosing a tool: name, signature and description."""

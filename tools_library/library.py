@@ -1,0 +1,447 @@
+"""The tool library: versioned files on disk (the truth), a derived search index, sandbox verification."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from sea.settings import Settings, get_settings
+from tools_library.models import ReuseDecision, SearchHit, ToolDraft, ToolManifest, validate_tool_name
+from tools_library.packs import InstallResult, PackReport, read_pack, write_pack
+from tools_library.store import (
+    ToolLibraryError,
+    ToolNotFoundError,
+    ToolRetiredError,
+    ToolStore,
+    content_hash,
+    diff_versions,
+)
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+    from sandbox.models import TestReport
+    from tools_library.retrieval import ToolIndex
+
+log = logging.getLogger(__name__)
+
+
+class DuplicateToolError(ToolLibraryError):
+    """A new tool under a new name that is a twin of an existing tool (same signature, same meaning)."""
+
+    def __init__(self, message: str, existing: ToolManifest, similarity: float) -> None:
+        super().__init__(message)
+        self.existing = existing
+        self.similarity = similarity
+
+
+class InvalidToolError(ToolLibraryError):
+    """A draft whose code or tests cannot be a tool: not Python, or no function named after the tool."""
+
+
+class NotVerifiedError(ToolLibraryError):
+    """A draft without a passing sandbox report, or whose tests failed when the library ran them."""
+
+    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.report = report or {}
+
+
+class IndexSync(BaseModel):
+    """What `sync_index` changed to make the index agree with the files."""
+
+    upserted: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list)
+
+
+_TYPING_ALIASES = {"List": "list", "Dict": "dict", "Tuple": "tuple", "Set": "set", "FrozenSet": "frozenset"}
+
+
+def normalised_signature(signature: str, code: str = "", name: str = "") -> tuple[tuple[str, ...], str] | None:
+    """The parameter types and return type of a signature, ignoring every name; None if unparseable.
+
+    `def f(text: str, n: int = 2) -> str` and `def g(s: str, k: int) -> str` both give
+    `(("str", "int"), "str")`.
+    """
+    func = _parse_def(signature.strip().rstrip(":") + ":\n    pass\n")
+    if func is None and code:
+        func = _find_function(code, name)
+    if func is None:
+        return None
+    args = func.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    if args.vararg:
+        params.append(args.vararg)
+    if args.kwarg:
+        params.append(args.kwarg)
+    types = tuple(_normalise_annotation(p.annotation) for p in params)
+    return types, _normalise_annotation(func.returns)
+
+
+def _parse_def(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    first = tree.body[0] if tree.body else None
+    return first if isinstance(first, ast.FunctionDef | ast.AsyncFunctionDef) else None
+
+
+def _find_function(code: str, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return node
+    return None
+
+
+def _normalise_annotation(node: ast.expr | None) -> str:
+    if node is None:
+        return "any"
+    text = ast.unparse(node).replace("typing.", "").replace(" ", "")
+    for alias, builtin in _TYPING_ALIASES.items():
+        text = re.sub(rf"\b{alias}\b", builtin, text)
+    text = re.sub(r"\bOptional\[(.+)\]$", r"\1|None", text)
+    return text.lower()
+
+
+def index_hash(manifest: ToolManifest) -> str:
+    """What the index must agree with for a tool: its active version, card and content."""
+    text = "\n".join(
+        [str(manifest.version), manifest.signature, manifest.description, content_hash(manifest.code, manifest.tests)]
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ToolLibrary:
+    """Versioned, verified, searchable tools. Open with `ToolLibrary.open()`."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        sandbox: Any = None,
+        *,
+        index: ToolIndex | None = None,
+        embeddings: Embeddings | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.store = ToolStore(self.settings.tools_dir)
+        self._sandbox = sandbox
+        self._index = index
+        self._embeddings = embeddings
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        sandbox: Any = None,
+        *,
+        index: ToolIndex | None = None,
+        embeddings: Embeddings | None = None,
+        sync_index: bool = True,
+    ) -> ToolLibrary:
+        """Open the library: clean up interrupted writes and bring the index in line with the files."""
+        library = cls(settings, sandbox, index=index, embeddings=embeddings)
+        library.store.recover()
+        if sync_index:
+            library.sync_index()
+        return library
+
+    def close(self) -> None:
+        """Release the index (the files need no closing)."""
+        closer = getattr(self._index, "close", None)
+        if callable(closer):
+            closer()
+        self._index = None
+
+    # ---- parts, created on first use -------------------------------------------------------------
+
+    @property
+    def embeddings(self) -> Embeddings:
+        if self._embeddings is None:
+            from tools_library.embeddings import get_embeddings
+
+            self._embeddings = get_embeddings(self.settings)
+        return self._embeddings
+
+    @property
+    def index(self) -> ToolIndex:
+        if self._index is None:
+            from tools_library.retrieval import ToolIndex
+
+            self._index = ToolIndex(self.settings, self.embeddings)
+        return self._index
+
+    @property
+    def sandbox(self) -> Any:
+        if self._sandbox is None:
+            from sandbox import get_sandbox
+
+            self._sandbox = get_sandbox()
+        return self._sandbox
+
+    # ---- the index --------------------------------------------------------------------------------
+
+    def sync_index(self) -> IndexSync:
+        """Make the index hold exactly the active version of every active tool; fix only what differs."""
+        from tools_library.retrieval import IndexEntry
+
+        wanted: dict[str, ToolManifest] = {m.name: m for m in self.list_tools()}
+        have = self.index.indexed()
+        stale = [m for name, m in wanted.items() if have.get(name) != index_hash(m)]
+        extra = sorted(set(have) - set(wanted))
+        if extra:
+            self.index.delete(extra)
+        if stale:
+            self.index.upsert([self._entry(m, IndexEntry) for m in stale])
+        if stale or extra:
+            log.info("Index brought in line with the files: %d upserted, %d deleted", len(stale), len(extra))
+        return IndexSync(upserted=sorted(m.name for m in stale), deleted=extra)
+
+    def reindex(self) -> int:
+        """Rebuild the whole index from the files; return the number of tools indexed."""
+        self.index.clear()
+        return len(self.sync_index().upserted)
+
+    @staticmethod
+    def _entry(manifest: ToolManifest, entry_type: Any) -> Any:
+        return entry_type(
+            name=manifest.name,
+            version=manifest.version,
+            signature=manifest.signature,
+            description=manifest.description,
+            content_hash=index_hash(manifest),
+        )
+
+    def _reindex_tool(self, name: str) -> None:
+        """Bring one tool's index entry in line with its files (called under the lock after a change)."""
+        from tools_library.retrieval import IndexEntry
+
+        state = self.store.state(name)
+        if state["status"] == "retired":
+            self.index.delete([name])
+        else:
+            self.index.upsert([self._entry(self.store.read(name), IndexEntry)])
+
+    def search(self, query: str, k: int | None = None) -> list[SearchHit]:
+        """Hybrid search over active tools, best first."""
+        return self.index.search(query, k=k or self.settings.retrieve_k)
+
+    def reuse_decision(self, hits: list[SearchHit]) -> ReuseDecision:
+        """The calibrated reuse-or-create signal for a search's hits."""
+        return self.index.reuse_decision(hits)
+
+    # ---- reading --------------------------------------------------------------------------------
+
+    def get(self, name: str, version: int | None = None) -> ToolManifest:
+        """A tool's active version, or a given version; ToolNotFoundError / ToolRetiredError."""
+        validate_tool_name(name)
+        if version is None and self.store.state(name)["status"] == "retired":
+            raise ToolRetiredError(
+                f"Tool {name!r} is retired; roll it back to a version (`rollback {name} N`) to use it again."
+            )
+        return self.store.read(name, version)
+
+    def list_tools(self, include_retired: bool = False) -> list[ToolManifest]:
+        """The active version of every tool, sorted by name (retired tools only when asked)."""
+        tools = []
+        for name in self.store.names():
+            try:
+                manifest = self.store.read(name)
+            except ToolLibraryError as exc:
+                log.warning("Skipping tool %s: %s", name, exc)
+                continue
+            if include_retired or manifest.status == "active":
+                tools.append(manifest)
+        return tools
+
+    def versions(self, name: str) -> list[ToolManifest]:
+        """Every stored version of a tool, oldest first; `current` marks the active one."""
+        validate_tool_name(name)
+        numbers = self.store.version_numbers(name)
+        if not numbers:
+            raise ToolNotFoundError(f"There is no tool named {name!r} in the library.")
+        return [self.store.read(name, n) for n in numbers]
+
+    def diff(self, name: str, a: int, b: int) -> str:
+        """A unified diff of signature, description, code and tests between versions `a` and `b`."""
+        validate_tool_name(name)
+        return diff_versions(self.store.read(name, a), self.store.read(name, b))
+
+    # ---- writing --------------------------------------------------------------------------------
+
+    def register(self, draft: ToolDraft, *, allow_duplicate: bool = False, verify: bool = False) -> ToolManifest:
+        """Store a verified tool as its name's next version and make it active; return its manifest.
+
+        Idempotent: the same code and tests under the same name return the stored version. A draft
+        must carry a passing sandbox report (`draft.verification`), or pass `verify=True` to have the
+        library run its tests in the sandbox now. A new name whose tool is a twin of an existing one
+        raises DuplicateToolError unless `allow_duplicate`.
+        """
+        check_draft(draft)
+        existing = self.store.find_by_content(draft.name, draft.code, draft.tests)
+        if existing is not None:
+            return self.store.read(draft.name, existing)
+        if verify:
+            draft = self._verified(draft)
+        elif draft.verification.get("verdict") != "passed":
+            raise NotVerifiedError(
+                f"Tool {draft.name!r} has no passing sandbox report; run its tests first or register it "
+                "with verify=True.",
+                draft.verification,
+            )
+        if not allow_duplicate and not self.store.version_numbers(draft.name):
+            twin, similarity = self._closest_twin(draft)
+            if twin is not None and similarity >= self.settings.duplicate_similarity:
+                raise DuplicateToolError(
+                    f"Tool {draft.name!r} duplicates the existing tool {twin.name!r} (same signature, "
+                    f"similar description); add a version of {twin.name!r} instead, or allow the duplicate.",
+                    twin,
+                    similarity,
+                )
+        with self.store.locked():
+            manifest, created = self.store.add_version(draft)
+            if created:
+                self._index_after_write(manifest.name)
+        return manifest
+
+    def _index_after_write(self, name: str) -> None:
+        # The files are committed; a failing index is repaired by the next open's sync, so don't fail here.
+        try:
+            self._reindex_tool(name)
+        except Exception as exc:
+            log.warning("Index not updated for %s (the next open repairs it): %s", name, exc)
+
+    def _verified(self, draft: ToolDraft) -> ToolDraft:
+        report = self.sandbox.run_tests(draft.code, draft.tests)
+        data = report.model_dump(mode="json")
+        if report.verdict != "passed":
+            raise NotVerifiedError(
+                f"Tool {draft.name!r} failed verification in the sandbox ({report.verdict}): {report.message}",
+                data,
+            )
+        provenance = draft.provenance.model_copy(update={"sandbox_image_id": report.image_id})
+        return draft.model_copy(update={"verification": data, "provenance": provenance})
+
+    def find_duplicate(self, draft: ToolDraft) -> ToolManifest | None:
+        """An active tool under another name with the same signature types and a very similar description."""
+        twin, similarity = self._closest_twin(draft)
+        return twin if twin is not None and similarity >= self.settings.duplicate_similarity else None
+
+    def _closest_twin(self, draft: ToolDraft) -> tuple[ToolManifest | None, float]:
+        """The active tool under another name with the same signature types and the closest description."""
+        wanted = normalised_signature(draft.signature, draft.code, draft.name)
+        if wanted is None:
+            return None, 0.0
+        candidates = [
+            m
+            for m in self.list_tools()
+            if m.name != draft.name and normalised_signature(m.signature, m.code, m.name) == wanted
+        ]
+        if not candidates:
+            return None, 0.0
+        vectors = self.embeddings.embed_documents([draft.description] + [m.description for m in candidates])
+        best, best_score = None, -1.0
+        for manifest, vector in zip(candidates, vectors[1:], strict=True):
+            score = _cosine(vectors[0], vector)
+            if score > best_score:
+                best, best_score = manifest, score
+        return best, best_score
+
+    def rollback(self, name: str, version: int) -> ToolManifest:
+        """Make a stored version the active one (also brings a retired tool back)."""
+        validate_tool_name(name)
+        with self.store.locked():
+            manifest = self.store.set_active(name, version)
+            self._index_after_write(name)
+        return manifest
+
+    def retire(self, name: str) -> ToolManifest:
+        """Take a tool out of search; its versions stay on disk and `rollback` brings it back."""
+        validate_tool_name(name)
+        with self.store.locked():
+            manifest = self.store.set_status(name, "retired")
+            self._index_after_write(name)
+        return manifest
+
+    def record_usage(self, name: str, version: int, ok: bool) -> None:
+        """Count one call of a tool version (and whether it failed)."""
+        validate_tool_name(name)
+        self.store.record_usage(name, version, ok)
+
+    def verify(self, name: str, version: int | None = None) -> TestReport:
+        """Run a stored version's tests against its code in the sandbox."""
+        manifest = self.store.read(validate_tool_name(name), version)
+        return self.sandbox.run_tests(manifest.code, manifest.tests)
+
+    def version_path(self, name: str, version: int | None = None) -> Path:
+        """The folder of a stored version: `pytest` there runs its tests against its code."""
+        number = self.store.state(name)["active"] if version is None else version
+        self.store.read(name, number)  # raises for an unknown or corrupt version
+        return self.store.version_path(name, number)
+
+    # ---- packs and seeds --------------------------------------------------------------------------
+
+    def export_pack(self, path: str | Path, names: list[str] | None = None) -> list[ToolManifest]:
+        """Write the active version of the named tools (default: every active tool) to a pack file."""
+        manifests = [self.store.read(validate_tool_name(n)) for n in names] if names else self.list_tools()
+        write_pack(Path(path), manifests)
+        return manifests
+
+    def import_pack(self, path: str | Path) -> PackReport:
+        """Import a pack: check it, re-verify every tool in the sandbox, register those that pass."""
+        drafts = read_pack(Path(path))
+        results = [self._install(d, source="import") for d in drafts]
+        return PackReport(path=str(path), results=results)
+
+    def seed(self) -> PackReport:
+        """Install the starter tools, each verified in the sandbox; running it again changes nothing."""
+        from tools_library.seeds import seed_drafts
+
+        return PackReport(path="seeds", results=[self._install(d, source="seed") for d in seed_drafts()])
+
+    def _install(self, draft: ToolDraft, *, source: str) -> InstallResult:
+        existing = self.store.find_by_content(draft.name, draft.code, draft.tests)
+        if existing is not None:
+            return InstallResult(name=draft.name, version=existing, outcome="unchanged", reason="already present")
+        provenance = draft.provenance.model_copy(update={"source": source})
+        draft = draft.model_copy(update={"provenance": provenance, "verification": {}})
+        try:
+            check_draft(draft)
+            manifest = self.register(draft, verify=True)
+        except DuplicateToolError as exc:
+            return InstallResult(name=draft.name, outcome="refused", reason=str(exc))
+        except NotVerifiedError as exc:
+            return InstallResult(name=draft.name, outcome="refused", reason=str(exc))
+        except InvalidToolError as exc:
+            return InstallResult(name=draft.name, outcome="refused", reason=str(exc))
+        return InstallResult(name=draft.name, version=manifest.version, outcome="installed")
+
+
+def check_draft(draft: ToolDraft) -> None:
+    """Refuse code and tests that cannot make a tool: not Python, or no top-level function `draft.name`."""
+    for label, source in (("code", draft.code), ("tests", draft.tests)):
+        try:
+            ast.parse(source)
+        except SyntaxError as exc:
+            raise InvalidToolError(
+                f"The {label} of tool {draft.name!r} is not valid Python (line {exc.lineno}: {exc.msg})."
+            ) from exc
+    if _find_function(draft.code, draft.name) is None:
+        raise InvalidToolError(f"The code of tool {draft.name!r} defines no top-level function {draft.name}().")
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm_a = sum(x * x for x in a) ** 0.5
+    norm_b = sum(y * y for y in b) ** 0.5
+    return dot / (norm_a * norm_b) if norm_a and norm_b else 0.0
