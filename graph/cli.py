@@ -1,0 +1,378 @@
+"""`python -m graph`: ask the agent, and list, inspect, replay, fork and resume its runs.
+
+    python -m graph ask "Reverse the string 'hello world'" [--thread ID] [--model provider:model]
+    python -m graph runs list [--limit N]
+    python -m graph runs show THREAD
+    python -m graph runs replay THREAD CHECKPOINT [--model provider:model]
+    python -m graph runs fork THREAD CHECKPOINT --set key=value [--set ...] [--model provider:model]
+    python -m graph runs resume THREAD [--model provider:model]
+
+Live progress goes to stderr, the answer and the usage line to stdout. Exit codes: 0 done, 1 the run failed,
+2 bad input or configuration, 130 interrupted. Errors are one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from graph import events as ev
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+NO_MODEL_MESSAGE = (
+    "No chat model is configured: set SEA_MODEL=provider:model (e.g. SEA_MODEL=openai:gpt-4.1-mini with "
+    "OPENAI_API_KEY set; anthropic:..., ollama:..., or an OpenAI-compatible server with SEA_MODEL_BASE_URL) "
+    "or pass --model provider:model; --model scripted:demo runs the labelled offline demo, which knows only "
+    "its three seed examples."
+)
+
+
+class CliError(Exception):
+    """A one-line error for the user, with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- rendering -------------------------------------------------------------------------------------------
+
+
+class Renderer:
+    """Prints view events as live progress lines (stderr) and the answer block (stdout)."""
+
+    def __init__(self, progress: TextIO, out: TextIO, *, show_code: bool = False) -> None:
+        self.progress = progress
+        self.out = out
+        self.show_code = show_code
+        self.answer: ev.Answer | None = None
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.progress, flush=True)
+
+    def __call__(self, event: ev.ViewEvent) -> None:
+        """Render one event."""
+        if isinstance(event, ev.NodeStarted):
+            self._line(f"▶ {event.node}")
+        elif isinstance(event, ev.NodeFinished):
+            self._line(f"✓ {event.node}: {event.summary}")
+        elif isinstance(event, ev.NodeFailed):
+            self._line(f"✗ {event.node}: {event.error}")
+        elif isinstance(event, ev.Progress):
+            self._line(f"  · {event.message}")
+        elif isinstance(event, ev.Code):
+            lines = event.text.splitlines()
+            self._line(f"  ✎ {event.code_kind}: {len(lines)} lines")
+            if self.show_code:
+                for line in lines:
+                    self._line(f"    │ {line}")
+        elif isinstance(event, ev.TestResult):
+            message = f" — {ev._short(event.message, 100)}" if event.message and event.outcome != "passed" else ""
+            self._line(f"  {event.phase:<5} {event.name}: {event.outcome}{message}")
+        elif isinstance(event, ev.ToolCall):
+            version = f" v{event.version}" if event.version is not None else ""
+            self._line(f"  ⚙ {event.tool}{version}({json.dumps(event.arguments)}) in the sandbox")
+        elif isinstance(event, ev.Interrupted):
+            self._line(f"⏸ interrupted: {json.dumps(event.value, default=str)}")
+        elif isinstance(event, ev.Answer):
+            self.answer = event
+        elif isinstance(event, ev.CustomEvent):
+            self._line(f"  · {event.event}: {json.dumps(event.data, default=str)}")
+        # Usage, Decision and Token events are covered by the node summaries and the final usage line.
+
+    def finish(self, values: dict[str, Any], thread_id: str, unfinished: list[str]) -> None:
+        """Print the answer, what failed if anything, the usage, and how to continue."""
+        answer = str(values.get("answer") or (self.answer.text if self.answer else ""))
+        print(file=self.out)
+        if unfinished:
+            print(f"The run stopped before {', '.join(unfinished)}; resume it with: "
+                  f"python -m graph runs resume {thread_id}", file=self.out)
+        elif answer:
+            print(answer, file=self.out)
+        failure = values.get("failure")
+        if failure and failure not in answer:
+            print(f"What failed: {failure}", file=self.out)
+        usage = values.get("usage") or {}
+        print(
+            f"LLM: {int(usage.get('calls', 0))} calls, {int(usage.get('input_tokens', 0))} input tokens, "
+            f"{int(usage.get('output_tokens', 0))} output tokens · thread {thread_id}",
+            file=self.out,
+            flush=True,
+        )
+
+
+# --- plumbing ------------------------------------------------------------------------------------------
+
+
+def _settings() -> Any:
+    from sea.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
+        raise CliError(f"Bad setting SEA_{where.upper()}: {error.get('msg', 'invalid value')}.") from None
+
+
+@contextmanager
+def _graph() -> Iterator[Any]:
+    """The graph compiled with the configured checkpointer, closed afterwards."""
+    from graph.checkpointing import CheckpointerConfigError, open_checkpointer
+
+    settings = _settings()
+    try:
+        with open_checkpointer(settings) as saver:
+            from graph.builder import build_graph
+
+            yield build_graph(saver)
+    except CheckpointerConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _context(model: str | None) -> Any:
+    from graph.context import Context
+
+    settings = _settings()
+    chosen = model if model is not None else settings.model
+    if not chosen or not chosen.strip():
+        raise CliError(NO_MODEL_MESSAGE)
+    return Context(model=chosen.strip())
+
+
+def _run(
+    graph: Any,
+    graph_input: Any,
+    config: dict[str, Any],
+    context: Any,
+    renderer: Renderer,
+) -> int:
+    from graph.runs import stream_run
+
+    thread_id = config["configurable"]["thread_id"]
+    try:
+        result = stream_run(graph, graph_input, config, context=context, on_event=renderer)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted; resume with: python -m graph runs resume {thread_id}", file=renderer.progress)
+        return EXIT_INTERRUPTED
+    renderer.finish(result.values, thread_id, result.next)
+    return EXIT_FAILED if result.values.get("outcome") == "error" else EXIT_OK
+
+
+def _errors_as_cli_errors(action: Callable[[], int]) -> int:
+    """Run a command, turning every known failure into a one-line CliError."""
+    from graph.runs import RunsError
+
+    try:
+        return action()
+    except (CliError, KeyboardInterrupt):
+        raise
+    except RunsError as exc:
+        raise CliError(str(exc)) from None
+    except Exception as exc:
+        raise CliError(_one_line(exc), EXIT_FAILED) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if name == "ModelNotConfiguredError":
+        return str(exc) or NO_MODEL_MESSAGE
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:299] + "…"
+    return f"{name}: {text}" if text else name
+
+
+# --- commands ------------------------------------------------------------------------------------------
+
+
+def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Ask the agent one request on a new or existing thread."""
+    request = args.request.strip()
+    if not request:
+        raise CliError("The request is empty; say what you want, e.g. ask \"Reverse the string 'hello'\".")
+    context = _context(args.model)
+    thread_id = args.thread or str(uuid.uuid4())
+    from graph.runs import thread_config
+
+    print(f"thread {thread_id} · model {context.model}", file=err, flush=True)
+    renderer = Renderer(err, out, show_code=args.show_code)
+
+    def action() -> int:
+        with _graph() as graph:
+            return _run(graph, {"request": request}, thread_config(thread_id), context, renderer)
+
+    return _errors_as_cli_errors(action)
+
+
+def cmd_runs_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """List threads, newest first."""
+    from graph.runs import list_threads, updated_at
+
+    def action() -> int:
+        with _graph() as graph:
+            threads = list_threads(graph, limit=args.limit)
+        if not threads:
+            print("No threads yet; start one with: python -m graph ask \"...\"", file=out)
+            return EXIT_OK
+        print(f"{'thread':<36}  {'ckpts':>5}  {'updated (UTC)':<19}  {'status':<18}  request", file=out)
+        for t in threads:
+            status = f"next: {','.join(t.next)}" if t.next else (t.outcome or "done")
+            print(
+                f"{t.thread_id:<36}  {t.checkpoints:>5}  {updated_at(t):<19}  {status[:18]:<18}  "
+                f"{ev._short(t.request, 60)}",
+                file=out,
+            )
+        return EXIT_OK
+
+    return _errors_as_cli_errors(action)
+
+
+def cmd_runs_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Show a thread's checkpoints, oldest first."""
+    from graph.runs import history, updated_at
+
+    def action() -> int:
+        with _graph() as graph:
+            checkpoints = history(graph, args.thread)
+        print(f"{'step':>4}  {'checkpoint':<36}  {'node':<12}  {'next':<12}  {'time (UTC)':<19}  summary", file=out)
+        for c in checkpoints:
+            print(
+                f"{c.step:>4}  {c.checkpoint_id:<36}  {c.node[:12]:<12}  {','.join(c.next)[:12] or '-':<12}  "
+                f"{updated_at(c):<19}  {c.summary}",
+                file=out,
+            )
+        return EXIT_OK
+
+    return _errors_as_cli_errors(action)
+
+
+def cmd_runs_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Replay a thread from one of its checkpoints."""
+    from graph.runs import replay_config
+
+    context = _context(args.model)
+
+    def action() -> int:
+        with _graph() as graph:
+            config = replay_config(graph, args.thread, args.checkpoint)
+            print(f"replaying thread {args.thread} from {config['configurable']['checkpoint_id']}", file=err)
+            return _run(graph, None, config, context, Renderer(err, out, show_code=args.show_code))
+
+    return _errors_as_cli_errors(action)
+
+
+def cmd_runs_fork(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Fork a thread at a checkpoint with edited state values, then run the new branch."""
+    from graph.runs import RunsError, fork, parse_assignments, validate_edit
+
+    try:
+        values = parse_assignments(args.set)
+    except RunsError as exc:
+        raise CliError(str(exc)) from None
+    context = _context(args.model)
+
+    def action() -> int:
+        with _graph() as graph:
+            validate_edit(graph, values)
+            config = fork(graph, args.thread, args.checkpoint, values)
+            print(f"forked thread {args.thread} at a new checkpoint {config['configurable']['checkpoint_id']}",
+                  file=err)
+            return _run(graph, None, config, context, Renderer(err, out, show_code=args.show_code))
+
+    return _errors_as_cli_errors(action)
+
+
+def cmd_runs_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Continue a thread's unfinished run (interrupted or killed) from its last checkpoint."""
+    from graph.runs import resume_config
+
+    context = _context(args.model)
+
+    def action() -> int:
+        with _graph() as graph:
+            config = resume_config(graph, args.thread)
+            print(f"resuming thread {args.thread}", file=err)
+            return _run(graph, None, config, context, Renderer(err, out, show_code=args.show_code))
+
+    return _errors_as_cli_errors(action)
+
+
+# --- parser --------------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m graph` argument parser."""
+    parser = _Parser(prog="python -m graph", description="The self-engineering agent.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library warnings and logs")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def model_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", help="provider:model (default SEA_MODEL), or scripted:demo for the offline demo")
+        p.add_argument("--show-code", action="store_true", help="print the tests and code as they are written")
+
+    ask = commands.add_parser("ask", help="ask the agent a request")
+    ask.add_argument("request", help="what you want, in plain language")
+    ask.add_argument("--thread", help="continue this conversation thread (default: a new one)")
+    model_option(ask)
+    ask.set_defaults(handler=cmd_ask)
+
+    runs = commands.add_parser("runs", help="list, show, replay, fork and resume runs")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True, parser_class=_Parser)
+    listing = runs_commands.add_parser("list", help="list threads, newest first")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many threads (default 50)")
+    listing.set_defaults(handler=cmd_runs_list)
+    show = runs_commands.add_parser("show", help="show a thread's checkpoints")
+    show.add_argument("thread")
+    show.set_defaults(handler=cmd_runs_show)
+    replay = runs_commands.add_parser("replay", help="replay a thread from a checkpoint")
+    replay.add_argument("thread")
+    replay.add_argument("checkpoint", help="checkpoint id (or a unique part of it) from `runs show`")
+    model_option(replay)
+    replay.set_defaults(handler=cmd_runs_replay)
+    fork = runs_commands.add_parser("fork", help="fork a thread at a checkpoint with edited state, and run it")
+    fork.add_argument("thread")
+    fork.add_argument("checkpoint", help="checkpoint id (or a unique part of it) from `runs show`")
+    fork.add_argument("--set", action="append", required=True, metavar="KEY=VALUE",
+                      help="a state value to change (JSON when it parses, else a string); repeatable")
+    model_option(fork)
+    fork.set_defaults(handler=cmd_runs_fork)
+    resume = runs_commands.add_parser("resume", help="continue a thread's unfinished run from its last checkpoint")
+    resume.add_argument("thread")
+    model_option(resume)
+    resume.set_defaults(handler=cmd_runs_resume)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=err)
+    if args.verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return int(args.handler(args, out, err))
+    except CliError as exc:
+        print(f"error: {exc}", file=err, flush=True)
+        return exc.code
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=err)
+        return EXIT_INTERRUPTED
