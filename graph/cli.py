@@ -140,12 +140,16 @@ def _graph() -> Iterator[Any]:
 
 
 def _context(model: str | None) -> Any:
+    """The run's Context with the chosen model, checked up front so a bad model is a one-line error."""
     from graph.context import Context
+    from graph.models import ModelNotConfiguredError, get_chat_model
 
     settings = _settings()
-    chosen = model if model is not None else settings.model
-    if not chosen or not chosen.strip():
-        raise CliError(NO_MODEL_MESSAGE)
+    chosen = (model if model is not None else settings.model) or ""
+    try:
+        get_chat_model(chosen, base_url=settings.model_base_url, temperature=settings.model_temperature)
+    except ModelNotConfiguredError as exc:
+        raise CliError(str(exc) or NO_MODEL_MESSAGE) from None
     return Context(model=chosen.strip())
 
 
