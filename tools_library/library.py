@@ -84,6 +84,24 @@ def normalised_signature(signature: str, code: str = "", name: str = "") -> tupl
     return types, _normalise_annotation(func.returns)
 
 
+def parameter_names(signature: str, code: str = "", name: str = "") -> tuple[str, ...] | None:
+    """The parameter names of a signature, in order, lower-cased; None if unparseable."""
+    func = _parse_def(signature.strip().rstrip(":") + ":\n    pass\n")
+    if func is None and code:
+        func = _find_function(code, name)
+    if func is None:
+        return None
+    args = func.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    return tuple(p.arg.lower() for p in params)
+
+
+def _reordered_names(a: str, b: str) -> bool:
+    """True when two names are the same words in a different order, e.g. a_to_b and b_to_a."""
+    words_a, words_b = a.split("_"), b.split("_")
+    return words_a != words_b and sorted(words_a) == sorted(words_b)
+
+
 def _parse_def(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     try:
         tree = ast.parse(source)
@@ -342,10 +360,17 @@ class ToolLibrary:
         wanted = normalised_signature(draft.signature, draft.code, draft.name)
         if wanted is None:
             return None, 0.0
+        # The embedding cannot tell a direction: "Celsius to Fahrenheit" and "Fahrenheit to Celsius" score
+        # 0.994. So twins must also share parameter names, and names that are the same words in another
+        # order (celsius_to_fahrenheit, fahrenheit_to_celsius) are never twins.
+        wanted_params = parameter_names(draft.signature, draft.code, draft.name)
         candidates = [
             m
             for m in self.list_tools()
-            if m.name != draft.name and normalised_signature(m.signature, m.code, m.name) == wanted
+            if m.name != draft.name
+            and normalised_signature(m.signature, m.code, m.name) == wanted
+            and parameter_names(m.signature, m.code, m.name) == wanted_params
+            and not _reordered_names(m.name, draft.name)
         ]
         if not candidates:
             return None, 0.0
