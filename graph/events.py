@@ -313,6 +313,8 @@ def _count_tests(source: str) -> int:
 
 def _report_line(report: Mapping[str, Any]) -> str:
     verdict = report.get("verdict", "?")
+    if report.get("problems"):
+        return f"{verdict}: {report['problems'][0]}"
     counts = [f"{report[key]} {key}" for key in ("passed", "failed", "errors") if report.get(key)]
     text = f"{verdict}" + (f" ({', '.join(counts)})" if counts else "")
     message = report.get("message") or report.get("reason")
@@ -344,8 +346,13 @@ def summarize_update(node: str, update: Mapping[str, Any]) -> str:
     if update.get("tests"):
         parts.append(f"{_count_tests(update['tests'])} test(s) written")
     if red := update.get("red_report"):
-        parts.append(f"red phase: {_report_line(red)}")
-    if update.get("test_feedback"):
+        if red.get("red_ok"):
+            parts.append(f"red phase ok: all {red.get('failed', 0) + red.get('errors', 0)} test(s) fail on the stub")
+        elif red.get("reasons"):
+            parts.append(f"red phase rejected: {red['reasons'][0]}")
+        else:
+            parts.append(f"red phase: {_report_line(red)}")
+    if update.get("test_feedback") and not update.get("red_report"):
         parts.append(f"tests sent back: {update['test_feedback']}")
     if update.get("code"):
         parts.append(f"implementation, {len(update['code'].splitlines())} lines")
