@@ -1,0 +1,48 @@
+"""The tool library and the sandbox, opened lazily once per data directory (never at import time).
+
+Nodes call `get_library()` / `get_sandbox_client()`; tests point SEA_HOME at a temporary folder, clear the
+settings cache and call `reset()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sea.settings import get_settings
+
+if TYPE_CHECKING:
+    from sandbox import Sandbox
+    from tools_library import ToolLibrary
+
+_lock = threading.Lock()
+_libraries: dict[Path, ToolLibrary] = {}
+
+
+def get_sandbox_client() -> Sandbox:
+    """The process-wide sandbox (its warm pool starts lazily)."""
+    from sandbox import get_sandbox
+
+    return get_sandbox()
+
+
+def get_library() -> ToolLibrary:
+    """The tool library of the current SEA_HOME, seeded with the starter tools when it is empty."""
+    settings = get_settings()
+    with _lock:
+        library = _libraries.get(settings.home)
+        if library is None:
+            from tools_library import ToolLibrary
+
+            library = ToolLibrary.open(settings=settings, sandbox=get_sandbox_client())
+            if not library.list_tools():
+                library.seed()
+            _libraries[settings.home] = library
+        return library
+
+
+def reset() -> None:
+    """Forget opened libraries (tests switch SEA_HOME between cases)."""
+    with _lock:
+        _libraries.clear()

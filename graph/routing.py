@@ -1,0 +1,46 @@
+"""Routing: pure functions of the state. Nodes record their outcome (and, when a bound is reached, the
+failure); these functions only read it, so every edge is a Literal destination drawn by `get_graph()`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from graph.state import State
+
+
+def _failed(state: State) -> bool:
+    return bool(state.get("failure")) or state.get("outcome") in ("gave_up", "error", "bad_arguments", "tool_error")
+
+
+def after_retrieve(state: State) -> Literal["decide", "respond"]:
+    """A bad request goes straight to respond."""
+    return "respond" if _failed(state) else "decide"
+
+
+def after_decide(state: State) -> Literal["execute", "spec", "respond"]:
+    """A chosen tool runs; otherwise a new tool is engineered."""
+    if _failed(state):
+        return "respond"
+    return "execute" if (state.get("decision") or {}).get("choice") else "spec"
+
+
+def after_red_phase(state: State) -> Literal["implement", "verify", "write_tests", "respond"]:
+    """Proper red: implement (or, after a test revision, verify the current code). Otherwise rewrite the tests,
+    or give up when the rewrites are used up."""
+    if _failed(state):
+        return "respond"
+    if (state.get("red_report") or {}).get("red_ok"):
+        return "verify" if state.get("code") else "implement"
+    return "write_tests"
+
+
+def after_verify(state: State) -> Literal["register", "repair", "respond"]:
+    """Passed: register. Failed: repair, until the attempts are used up (verify then records the failure)."""
+    if _failed(state):
+        return "respond"
+    return "register" if (state.get("verify_report") or {}).get("verdict") == "passed" else "repair"
+
+
+def after_repair(state: State) -> Literal["verify", "revise_tests"]:
+    """An objection to a test goes through the recorded revision step; otherwise verify the new code."""
+    return "revise_tests" if state.get("test_objection") else "verify"

@@ -1,0 +1,237 @@
+"""The structured outputs the graph asks models for, and how a spec becomes a signature and JSON schemas.
+
+Every model output that code consumes is one of these Pydantic models (or a model built from a tool's JSON
+schema, see `arguments_model`), requested with `with_structured_output` and validated before use.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, create_model
+
+JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
+_PYTHON_TYPES: dict[str, str] = {
+    "string": "str",
+    "integer": "int",
+    "number": "float",
+    "boolean": "bool",
+    "array": "list",
+    "object": "dict",
+}
+_RUNTIME_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+
+
+class ToolChoice(BaseModel):
+    """decide: pick one candidate by name, or none."""
+
+    choice: str | None = Field(
+        description="The name of the one candidate tool that does exactly what the request needs, or null when "
+        "none fits."
+    )
+    reason: str = Field(description="One or two sentences: why this tool fits, or why none does.")
+
+
+class Parameter(BaseModel):
+    """One typed parameter of a tool."""
+
+    name: str = Field(description="A Python identifier.")
+    type: JsonType = Field(description="The JSON type of the value.")
+    items: JsonType | None = Field(default=None, description="For arrays: the JSON type of the items.")
+    description: str = Field(description="What the parameter means, with units or format if any.")
+
+
+class Returns(BaseModel):
+    """The tool's return value."""
+
+    type: JsonType
+    items: JsonType | None = None
+    description: str
+
+
+class WorkedExample(BaseModel):
+    """One worked example: the arguments as a JSON object and the expected result as JSON."""
+
+    arguments_json: str = Field(description='The keyword arguments as a JSON object, e.g. {"text": "abc"}.')
+    result_json: str = Field(description='The expected return value as JSON, e.g. "cba".')
+
+
+class ToolSpec(BaseModel):
+    """spec: what the new tool is, before any test or code exists."""
+
+    name: str = Field(description="snake_case function name, lower case, e.g. reverse_string.")
+    description: str = Field(description="One or two sentences a person or a model would search for.")
+    parameters: list[Parameter] = Field(description="The parameters, in order. All are required.")
+    returns: Returns
+    example: WorkedExample
+    edge_cases: list[str] = Field(description="How the tool behaves at the edges: empty input, bad values, ...")
+    imports: list[str] = Field(default_factory=list, description="Modules the code will import (allowed only).")
+
+
+class TestSuite(BaseModel):
+    """write_tests: the pytest module test_tool.py."""
+
+    __test__ = False
+    tests: str = Field(description="The full source of test_tool.py; it imports the function from `tool`.")
+
+
+class Implementation(BaseModel):
+    """implement: the module tool.py."""
+
+    code: str = Field(description="The full source of tool.py defining the function with the spec's signature.")
+
+
+class TestObjection(BaseModel):
+    """A repair step's claim that a test contradicts the spec."""
+
+    __test__ = False
+    test_name: str = Field(description="The test function the objection is about.")
+    argument: str = Field(description="Why the test is wrong, argued from the spec's text.")
+
+
+class Repair(BaseModel):
+    """repair: a new implementation, and optionally an objection to one test."""
+
+    analysis: str = Field(description="What the failures show is wrong with the implementation.")
+    code: str = Field(description="The full corrected source of tool.py.")
+    test_objection: TestObjection | None = Field(
+        default=None,
+        description="Only if a test contradicts the spec: which and why. The tests are otherwise fixed.",
+    )
+
+
+class TestRevision(BaseModel):
+    """revise_tests: the recorded, argued change of the tests."""
+
+    __test__ = False
+    argument: str = Field(description="Why the changed tests are wrong, quoting the spec.")
+    changed_tests: list[str] = Field(description="The names of the test functions changed or removed.")
+    tests: str = Field(description="The full revised source of test_tool.py.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# From a spec to a signature and JSON schemas
+
+
+def type_schema(json_type: str, items: str | None = None) -> dict[str, Any]:
+    """A JSON schema fragment for a JSON type (and its item type for arrays)."""
+    schema: dict[str, Any] = {"type": json_type}
+    if json_type == "array" and items:
+        schema["items"] = {"type": items}
+    return schema
+
+
+def python_annotation(json_type: str, items: str | None = None) -> str:
+    """The Python annotation for a JSON type: list[str] for an array of strings, and so on."""
+    base = _PYTHON_TYPES[json_type]
+    if json_type == "array" and items:
+        return f"list[{_PYTHON_TYPES[items]}]"
+    return base
+
+
+def signature_of(spec: ToolSpec) -> str:
+    """`def name(a: str, b: float) -> str`: the signature the code must define."""
+    params = ", ".join(f"{p.name}: {python_annotation(p.type, p.items)}" for p in spec.parameters)
+    return f"def {spec.name}({params}) -> {python_annotation(spec.returns.type, spec.returns.items)}"
+
+
+def parameters_schema_of(spec: ToolSpec) -> dict[str, Any]:
+    """The JSON schema of the tool's keyword arguments."""
+    return {
+        "type": "object",
+        "properties": {
+            p.name: {**type_schema(p.type, p.items), "description": p.description} for p in spec.parameters
+        },
+        "required": [p.name for p in spec.parameters],
+        "additionalProperties": False,
+    }
+
+
+def returns_schema_of(spec: ToolSpec) -> dict[str, Any]:
+    """The JSON schema of the tool's result."""
+    return {**type_schema(spec.returns.type, spec.returns.items), "description": spec.returns.description}
+
+
+def spec_problems(spec: ToolSpec, allowed: frozenset[str]) -> list[str]:
+    """What is wrong with a spec, beyond its shape: names, imports and the worked example."""
+    problems: list[str] = []
+    names = [p.name for p in spec.parameters]
+    for name in names:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            problems.append(f"Parameter name {name!r} is not a Python identifier.")
+    if len(set(names)) != len(names):
+        problems.append("Parameter names must be unique.")
+    bad = sorted(set(spec.imports) - allowed)
+    if bad:
+        problems.append(f"These modules are not available in the sandbox: {', '.join(bad)}.")
+    try:
+        example_args = json.loads(spec.example.arguments_json)
+        json.loads(spec.example.result_json)
+    except json.JSONDecodeError as exc:
+        problems.append(f"The worked example is not valid JSON: {exc}.")
+    else:
+        if not isinstance(example_args, dict):
+            problems.append("The worked example's arguments must be a JSON object.")
+        else:
+            problems.extend(
+                f"Worked example: {p}" for p in argument_problems(parameters_schema_of(spec), example_args)
+            )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arguments against a tool's JSON schema (jsonschema is not a runtime dependency: a Pydantic model stands in)
+
+
+def _annotation_for(schema: dict[str, Any]) -> Any:
+    json_type = schema.get("type")
+    if isinstance(json_type, list):  # e.g. ["number", "null"]: take the first non-null type
+        json_type = next((t for t in json_type if t != "null"), "string")
+    if json_type == "array":
+        item_schema = schema.get("items") or {}
+        return list[_annotation_for(item_schema)] if item_schema.get("type") else list[Any]
+    return _RUNTIME_TYPES.get(str(json_type), Any)
+
+
+def arguments_model(parameters_schema: dict[str, Any], name: str = "ToolArguments") -> type[BaseModel]:
+    """A Pydantic model of a tool's keyword arguments, built from its JSON schema (strict on extras)."""
+    properties: dict[str, Any] = parameters_schema.get("properties") or {}
+    required = set(parameters_schema.get("required") or [])
+    fields: dict[str, Any] = {}
+    for pname, pschema in properties.items():
+        annotation = _annotation_for(pschema or {})
+        description = (pschema or {}).get("description")
+        if pname in required:
+            fields[pname] = (annotation, Field(description=description))
+        else:
+            default = (pschema or {}).get("default")
+            fields[pname] = (annotation | None, Field(default=default, description=description))
+    model = create_model(name, __config__={"extra": "forbid"}, **fields)
+    model.__doc__ = "The keyword arguments to call the tool with, taken from the user's request."
+    return model
+
+
+def argument_problems(parameters_schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
+    """Why `arguments` don't fit the schema, one short line each; empty when they do."""
+    try:
+        arguments_model(parameters_schema).model_validate(arguments)
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+        ]
+    return []
+
+
+def validated_arguments(parameters_schema: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments coerced to the schema's types (e.g. 300 -> 300.0 for a number), or ValidationError."""
+    model = arguments_model(parameters_schema).model_validate(arguments)
+    return model.model_dump(exclude_unset=False)

@@ -1,0 +1,259 @@
+"""The scripted chat model: prepared responses in order, for tests and for the labelled offline demo.
+
+`ScriptedChatModel(responses=[...])` answers each call with the next response:
+- a Pydantic object: a tool call named after its class, so `with_structured_output(ThatClass)` parses it;
+- `tool_call(name, args)`: a tool call with arbitrary (possibly malformed) arguments;
+- a string or AIMessage: a plain answer;
+- an exception (instance): raised, to inject API faults;
+- a callable `(messages, kind) -> any of the above`: computed from the prompt.
+It records every call (`calls`: the structured-output schema asked for, or "text", and the messages), so tests can
+assert which steps asked the model. Token counts are estimates (4 characters a token), labelled as such.
+
+`DemoChatModel` (`--model scripted:demo`) answers from the prompt, knows only the three seed examples, and says it
+is scripted in every answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from graph import schemas
+
+SCRIPTED_LABEL = "[scripted demo model]"
+_registry: dict[str, ScriptedChatModel] = {}
+_registry_lock = threading.Lock()
+
+
+class ScriptedModelError(RuntimeError):
+    """The script ran out, or was asked for something it wasn't prepared for."""
+
+
+def tool_call(name: str, args: dict[str, Any]) -> AIMessage:
+    """An AIMessage calling tool `name` with `args` (as a structured-output answer)."""
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{name}"}])
+
+
+def _text_of(messages: Sequence[BaseMessage]) -> str:
+    return "\n".join(m.content if isinstance(m.content, str) else json.dumps(m.content) for m in messages)
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class ScriptedCall(BaseModel):
+    """One call the scripted model received."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    kind: str  # the structured-output schema's name, or "text"
+    messages: list[BaseMessage]
+
+    @property
+    def text(self) -> str:
+        return _text_of(self.messages)
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model answering from a prepared list of responses, in order."""
+
+    responses: list[Any] = Field(default_factory=list)
+    calls: list[ScriptedCall] = Field(default_factory=list)
+    _position: int = PrivateAttr(default=0)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    @property
+    def remaining(self) -> int:
+        """Responses not yet used."""
+        return len(self.responses) - self._position
+
+    def kinds(self) -> list[str]:
+        """The kinds of the calls received so far, in order."""
+        return [c.kind for c in self.calls]
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any) -> Runnable:
+        """Remember which schema is asked for; the response itself comes from the script."""
+        names = [convert_to_openai_tool(t)["function"]["name"] for t in tools]
+        return self.bind(scripted_tools=names)
+
+    def _next_response(self, messages: list[BaseMessage], kind: str) -> Any:
+        with self._lock:
+            self.calls.append(ScriptedCall(kind=kind, messages=list(messages)))
+            if self._position >= len(self.responses):
+                raise ScriptedModelError(
+                    f"The scripted model has no response left for a {kind} call "
+                    f"(it had {len(self.responses)})."
+                )
+            response = self.responses[self._position]
+            self._position += 1
+        return response
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        tools: list[str] = kwargs.get("scripted_tools") or []
+        kind = tools[0] if tools else "text"
+        response = self._next_response(messages, kind)
+        if callable(response) and not isinstance(response, BaseModel | BaseMessage):
+            response = response(messages, kind)
+        if isinstance(response, BaseException):
+            raise response
+        message = self._as_message(response, kind)
+        out_text = message.content if isinstance(message.content, str) else ""
+        out_text += json.dumps([tc["args"] for tc in message.tool_calls], default=str)
+        message.usage_metadata = {
+            "input_tokens": _estimate_tokens(_text_of(messages)),
+            "output_tokens": _estimate_tokens(out_text),
+            "total_tokens": _estimate_tokens(_text_of(messages)) + _estimate_tokens(out_text),
+        }
+        message.response_metadata = {"model_name": self._llm_type, "token_counts": "estimated"}
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @staticmethod
+    def _as_message(response: Any, kind: str) -> AIMessage:
+        if isinstance(response, AIMessage):
+            return response.model_copy(deep=True)
+        if isinstance(response, BaseModel):
+            name = type(response).__name__
+            if kind not in ("text", name):
+                raise ScriptedModelError(f"The script's next response is a {name} but the step asked for {kind}.")
+            return tool_call(name, response.model_dump(mode="json"))
+        if isinstance(response, str):
+            return AIMessage(content=response)
+        raise ScriptedModelError(f"Unsupported scripted response of type {type(response).__name__}.")
+
+
+def register_scripted(name: str, model: ScriptedChatModel) -> str:
+    """Make `model` available as `scripted:<name>` to the model factory; returns that model id."""
+    with _registry_lock:
+        _registry[name] = model
+    return f"scripted:{name}"
+
+
+def unregister_scripted(name: str) -> None:
+    """Forget a registered scripted model."""
+    with _registry_lock:
+        _registry.pop(name, None)
+
+
+def registered_scripted(name: str) -> ScriptedChatModel | None:
+    """The scripted model registered as `name`, if any."""
+    with _registry_lock:
+        return _registry.get(name)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The offline demo: three seed examples, computed from the prompt, labelled everywhere
+
+
+DEMO_REQUESTS = (
+    "What is 15 percent of 300?",
+    "Reverse the string 'hello world'",
+    "Reverse 'Python'",
+)
+_REQUEST_LINE = re.compile(r"^User request: (.+)$", re.MULTILINE)
+_CANDIDATE_LINE = re.compile(r"^- ([a-z][a-z0-9_]*)\(", re.MULTILINE)
+_RESULT_LINE = re.compile(r"^Result \(JSON\): (.+)$", re.MULTILINE)
+
+REVERSE_STRING_SPEC = schemas.ToolSpec(
+    name="reverse_string",
+    description="Reverse a string character by character, e.g. 'abc' becomes 'cba'.",
+    parameters=[schemas.Parameter(name="text", type="string", description="The text to reverse.")],
+    returns=schemas.Returns(type="string", description="The characters of text in reverse order."),
+    example=schemas.WorkedExample(arguments_json='{"text": "abc"}', result_json='"cba"'),
+    edge_cases=["An empty string gives an empty string.", "A single character is returned unchanged."],
+    imports=[],
+)
+REVERSE_STRING_TESTS = '''from tool import reverse_string
+
+
+def test_reverses_a_phrase():
+    assert reverse_string("hello world") == "dlrow olleh"
+
+
+def test_empty_string_stays_empty():
+    assert reverse_string("") == ""
+
+
+def test_single_character_is_unchanged():
+    assert reverse_string("a") == "a"
+
+
+def test_reversing_twice_gives_the_original():
+    assert reverse_string(reverse_string("Python 3.11")) == "Python 3.11"
+'''
+REVERSE_STRING_CODE = '''def reverse_string(text: str) -> str:
+    """Return the characters of text in reverse order."""
+    return text[::-1]
+'''
+
+
+class DemoChatModel(ScriptedChatModel):
+    """The labelled offline demo (`scripted:demo`): knows only the three seed examples."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-demo"
+
+    def _next_response(self, messages: list[BaseMessage], kind: str) -> Any:
+        self.calls.append(ScriptedCall(kind=kind, messages=list(messages)))
+        text = _text_of(messages)
+        match = _REQUEST_LINE.search(text)
+        request = match.group(1).strip() if match else ""
+        if request not in DEMO_REQUESTS:
+            raise ScriptedModelError(
+                "The scripted demo model only knows its three examples ("
+                + "; ".join(DEMO_REQUESTS)
+                + "). Configure a real model to ask anything else, e.g. SEA_MODEL=openai:gpt-4.1-mini with "
+                "OPENAI_API_KEY set, or --model provider:model."
+            )
+        return self._demo_answer(request, kind, text)
+
+    def _demo_answer(self, request: str, kind: str, prompt: str) -> Any:
+        percentage = request == DEMO_REQUESTS[0]
+        if kind == "ToolChoice":
+            offered = set(_CANDIDATE_LINE.findall(prompt))
+            wanted = "calculate_percentage" if percentage else "reverse_string"
+            if wanted in offered:
+                return schemas.ToolChoice(choice=wanted, reason=f"{SCRIPTED_LABEL} {wanted} does this.")
+            return schemas.ToolChoice(choice=None, reason=f"{SCRIPTED_LABEL} No candidate reverses a string.")
+        if kind == "ToolSpec":
+            return REVERSE_STRING_SPEC
+        if kind == "TestSuite":
+            return schemas.TestSuite(tests=REVERSE_STRING_TESTS)
+        if kind in ("Implementation", "Repair"):
+            if kind == "Repair":
+                return schemas.Repair(analysis=f"{SCRIPTED_LABEL} unchanged", code=REVERSE_STRING_CODE)
+            return schemas.Implementation(code=REVERSE_STRING_CODE)
+        if kind == "ToolArguments":
+            if percentage:
+                return tool_call(kind, {"value": 300, "percent": 15})
+            phrase = re.search(r"'([^']*)'", request)
+            return tool_call(kind, {"text": phrase.group(1) if phrase else ""})
+        if kind == "text":
+            result = _RESULT_LINE.search(prompt)
+            value = json.loads(result.group(1)) if result else None
+            return f"{SCRIPTED_LABEL} The result is {value!r}."
+        raise ScriptedModelError(f"The scripted demo model has no answer for a {kind} step.")
+
+
+ResponseFactory = Callable[[list[BaseMessage], str], Any]

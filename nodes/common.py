@@ -1,0 +1,62 @@
+"""Helpers the nodes share: the run's context and model, the sandbox's allow-list, report summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.runtime import Runtime
+
+from graph.context import Context, resolve_context
+from graph.models import get_chat_model
+
+
+def context_of(runtime: Runtime[Context] | None) -> Context:
+    """The run's Context (defaults from settings when the caller passed none)."""
+    return resolve_context(runtime.context if runtime is not None else None)
+
+
+def model_of(context: Context) -> BaseChatModel:
+    """The run's chat model; raises ModelNotConfiguredError with instructions when there is none."""
+    return get_chat_model(context.model, base_url=context.model_base_url, temperature=context.model_temperature)
+
+
+def sandbox_description() -> str:
+    """What the sandbox offers tool code, for the prompts."""
+    from sandbox.image_manifest import describe_for_prompt
+
+    return describe_for_prompt()
+
+
+def allowed_modules() -> frozenset[str]:
+    """Modules tool code may import."""
+    from sandbox.image_manifest import allowed_modules as allowed
+
+    return allowed()
+
+
+def summarize_report(report: Any) -> dict[str, Any]:
+    """A sandbox TestReport as a plain dict for the state (output streams trimmed)."""
+    data = report.model_dump(mode="json")
+    data["stdout"] = data.get("stdout", "")[-2000:]
+    data["stderr"] = data.get("stderr", "")[-2000:]
+    return data
+
+
+def failures_text(report: dict[str, Any], limit: int = 12) -> str:
+    """The per-test failures of a report (or its static-check problems) as lines for a prompt or a user."""
+    if report.get("problems"):
+        return "\n".join(f"- {p}" for p in report["problems"])
+    lines = [
+        f"- {t['name']}: {t['outcome']}: {t.get('message', '')[:600]}"
+        for t in report.get("tests", [])
+        if t.get("outcome") in ("failed", "error")
+    ][:limit]
+    missing = sorted(
+        set(report.get("expected_tests", [])) - {t["name"].split("::")[-1] for t in report.get("tests", [])}
+    )
+    if missing:
+        lines.append(f"- not collected or not reported: {', '.join(missing)}")
+    if not lines:
+        lines.append(f"- {report.get('verdict', 'error')}: {report.get('message', '')}")
+    return "\n".join(lines)
