@@ -89,12 +89,14 @@ def make_builder() -> StateGraph:
     return sg
 
 
+# LangGraph adds the default error-handler node to a builder when it compiles, so a builder compiles once:
+# `build_graph` always compiles a fresh one, and `builder` is left for a caller to compile once itself.
 builder = make_builder()
 
 
 def build_graph(checkpointer: Checkpointer = None, *, store: Any = None) -> CompiledStateGraph:
     """Compile the graph with a checkpointer (and optionally a store) of the caller's choosing."""
-    return builder.compile(checkpointer=checkpointer, store=store, name="self-engineering-agent")
+    return make_builder().compile(checkpointer=checkpointer, store=store, name="self-engineering-agent")
 
 
 graph = build_graph()

@@ -34,5 +34,6 @@ def describe_error(node: str, error: BaseException) -> str:
 
 def handle_node_error(state: State, error: NodeError) -> Command[Literal["respond"]]:
     """Record the failure and go to respond, which tells the user what failed."""
-    log.error("node %s failed", error.node, exc_info=error.error)
+    # The traceback goes to debug logging only: users see the one clear message.
+    log.debug("node %s failed", error.node, exc_info=error.error)
     return Command(goto="respond", update={"outcome": "error", "failure": describe_error(error.node, error.error)})

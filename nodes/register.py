@@ -54,6 +54,13 @@ def register(state: State, runtime: Runtime[Context], config: RunnableConfig) ->
             thread_id=(config.get("configurable") or {}).get("thread_id"),
         ),
     )
-    manifest = get_library().register(draft)
+    from tools_library import DuplicateToolError
+
+    try:
+        manifest = get_library().register(draft)
+    except DuplicateToolError as exc:
+        # The library already holds a verified tool doing the same thing: use it rather than a twin.
+        emit("progress", message=f"Not registered: {exc} Using {exc.existing.name} instead.")
+        return {"tool": tool_record(exc.existing, source="library")}
     emit("progress", message=f"Registered {manifest.name} v{manifest.version} in the library")
     return {"tool": tool_record(manifest, source="synthesized")}
