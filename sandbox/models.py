@@ -64,5 +64,6 @@ class CallResult(BaseModel):
     result: Any = None
     error: CallError | None = None
     stdout: str = ""
+    stderr: str = ""
     duration_ms: float = 0.0
     image_id: str = ""

@@ -1,0 +1,307 @@
+"""The `Sandbox`: run a tool's tests, or call one of its functions, in a hardened throw-away container.
+
+Each job gets a container of its own (from the warm pool, or started for it when the pool size is 0), is
+sent to the in-container runner on the exec's stdin with a fresh nonce, and is answered by the runner's
+nonce-tagged envelope. The container is destroyed after the job, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from pydantic import ValidationError
+
+from sandbox import container as ctr
+from sandbox.errors import SandboxError, SandboxUnavailableError
+from sandbox.models import CallError, CallResult, TestReport
+from sandbox.pool import WarmPool
+from sea.settings import Settings, get_settings
+
+RUNNER_SOURCE = (Path(__file__).resolve().parent / "runner.py").read_text(encoding="utf-8")
+RUNNER_COMMAND = [ctr.PYTHON, "-I", "-S", "-B", "-c", RUNNER_SOURCE]
+# A container's main process: the same source as a zygote that preloads pytest and forks the job's child.
+ZYGOTE_COMMAND = [ctr.PYTHON, "-I", "-B", "-c", RUNNER_SOURCE, "zygote"]
+# Beyond the job's own timeout, the host allows this long for the runner to start and answer.
+HOST_GRACE_S = 5.0
+MESSAGE_CHARS = 2000
+
+_janitor_lock = threading.Lock()
+_janitor_done = False
+
+
+class Sandbox:
+    """Runs untrusted tool code in hardened Docker containers. Thread-safe; one instance per process is
+    enough (see `get_sandbox`). Docker is contacted, and the pool started, at the first job."""
+
+    def __init__(self, settings: Settings | None = None, pool_size: int | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.pool_size = self.settings.sandbox_pool_size if pool_size is None else pool_size
+        if self.pool_size < 0:
+            raise ValueError("pool_size must be >= 0")
+        self._lock = threading.Lock()
+        self._api: docker.APIClient | None = None
+        self._image_id = ""
+        self._spec: ctr.ContainerSpec | None = None
+        self._pool: WarmPool | None = None
+        self._closed = False
+        # With the zygote a job's child starts with pytest already imported; without, the runner spawns a
+        # fresh interpreter. Both run inside the same hardened container.
+        self.use_zygote = True
+        atexit.register(self.close)
+
+    # -- public API -----------------------------------------------------------------------------------------
+    def image_id(self) -> str:
+        """The id of the image jobs run in (connects to Docker if needed)."""
+        self._ensure_started()
+        return self._image_id
+
+    def run_tests(self, tool_code: str, test_code: str, *, timeout_s: float | None = None) -> TestReport:
+        """Run `test_code` (as test_tool.py) against `tool_code` (as tool.py) with pytest in the sandbox."""
+        _require_text(tool_code, "tool_code")
+        _require_text(test_code, "test_code")
+        timeout = self._timeout(timeout_s)
+        started = time.monotonic()
+        body = self._run_job({"mode": "tests", "tool_code": tool_code, "test_code": test_code}, timeout)
+        duration_ms = round((time.monotonic() - started) * 1000.0, 1)
+        if body.get("kind") == "tests" and isinstance(body.get("report"), dict):
+            try:
+                return TestReport.model_validate(
+                    {**body["report"], "duration_ms": duration_ms, "image_id": self._image_id}
+                )
+            except ValidationError:
+                body = {"kind": "host_error", "message": "The sandbox runner returned a malformed test report."}
+        return TestReport(
+            verdict=str(body.get("verdict", "error")),  # type: ignore[arg-type]
+            message=str(body.get("message", "The sandbox returned no report.")),
+            stderr=str(body.get("stderr", "")),
+            duration_ms=duration_ms,
+            image_id=self._image_id,
+        )
+
+    def call(
+        self, tool_code: str, function_name: str, kwargs: dict[str, Any] | None = None, *,
+        timeout_s: float | None = None,
+    ) -> CallResult:
+        """Call `function_name(**kwargs)` from `tool_code` (as tool.py) in the sandbox; JSON in, JSON out."""
+        _require_text(tool_code, "tool_code")
+        if not isinstance(function_name, str) or not function_name.isidentifier():
+            raise ValueError(f"function_name must be a Python identifier, not {function_name!r}")
+        kwargs = {} if kwargs is None else kwargs
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise ValueError("kwargs must be a JSON object (a dict with string keys)")
+        try:
+            kwargs = json.loads(json.dumps(kwargs, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"kwargs must be JSON-serialisable: {exc}") from None
+        timeout = self._timeout(timeout_s)
+        started = time.monotonic()
+        job = {"mode": "call", "tool_code": tool_code, "function": function_name, "kwargs": kwargs}
+        body = self._run_job(job, timeout)
+        duration_ms = round((time.monotonic() - started) * 1000.0, 1)
+        if body.get("kind") == "call" and isinstance(body.get("result"), dict):
+            try:
+                return CallResult.model_validate(
+                    {**body["result"], "duration_ms": duration_ms, "image_id": self._image_id}
+                )
+            except ValidationError:
+                body = {"kind": "host_error", "message": "The sandbox runner returned a malformed call result."}
+        error_type = {"timeout": "Timeout", "oom": "OutOfMemory"}.get(str(body.get("verdict")), "SandboxError")
+        return CallResult(
+            ok=False,
+            error=CallError(type=error_type, message=str(body.get("message", "The sandbox returned nothing."))),
+            stderr=str(body.get("stderr", "")),
+            duration_ms=duration_ms,
+            image_id=self._image_id,
+        )
+
+    async def arun_tests(self, tool_code: str, test_code: str, *, timeout_s: float | None = None) -> TestReport:
+        """`run_tests` for asyncio callers (runs in a worker thread)."""
+        return await asyncio.to_thread(self.run_tests, tool_code, test_code, timeout_s=timeout_s)
+
+    async def acall(
+        self, tool_code: str, function_name: str, kwargs: dict[str, Any] | None = None, *,
+        timeout_s: float | None = None,
+    ) -> CallResult:
+        """`call` for asyncio callers (runs in a worker thread)."""
+        return await asyncio.to_thread(self.call, tool_code, function_name, kwargs, timeout_s=timeout_s)
+
+    def warm_up(self, timeout_s: float = 60.0) -> bool:
+        """Start Docker and the pool now and wait until the pool is full; True if it is."""
+        self._ensure_started()
+        return self._pool.wait_ready(timeout_s=timeout_s) if self._pool else True
+
+    def close(self) -> None:
+        """Stop the pool and remove its containers. Safe to call more than once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.close)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _timeout(self, timeout_s: float | None) -> float:
+        timeout = self.settings.sandbox_timeout_s if timeout_s is None else float(timeout_s)
+        if not 0 < timeout <= 3600:
+            raise ValueError(f"timeout_s must be between 0 and 3600 seconds, not {timeout_s!r}")
+        return timeout
+
+    def _ensure_started(self) -> tuple[docker.APIClient, ctr.ContainerSpec]:
+        global _janitor_done
+        with self._lock:
+            if self._closed:
+                raise SandboxError("The sandbox has been closed.")
+            if self._api is None or self._spec is None:
+                api = ctr.connect()
+                image_id = ctr.resolve_image(api, self.settings.sandbox_image)
+                with _janitor_lock:
+                    if not _janitor_done:
+                        ctr.janitor(api)
+                        _janitor_done = True
+                # Containers are created from the image id, so a rebuild mid-run cannot mix images in a pool.
+                self._spec = ctr.ContainerSpec.from_settings(self.settings, image=image_id)
+                self._image_id = image_id
+                self._api = api
+                if self.pool_size > 0:
+                    spec = self._spec
+                    self._pool = WarmPool(
+                        start=lambda: ctr.start_container(api, spec, self._main_command()),
+                        remove=lambda cid: ctr.remove_container(api, cid),
+                        size=self.pool_size,
+                        acquire_timeout_s=self.settings.sandbox_acquire_timeout_s,
+                    )
+            return self._api, self._spec
+
+    @contextlib.contextmanager
+    def _container(self) -> Iterator[str]:
+        """One never-used container for one job, destroyed afterwards whatever happens."""
+        api, spec = self._ensure_started()
+        pool = self._pool
+        if pool is not None:
+            container_id = pool.acquire()
+        else:
+            container_id = ctr.start_container(api, spec, self._main_command())
+        try:
+            yield container_id
+        finally:
+            if pool is not None:
+                pool.discard(container_id)
+            else:
+                ctr.remove_container(api, container_id)
+
+    def _main_command(self) -> list[str] | None:
+        return ZYGOTE_COMMAND if self.use_zygote else None
+
+    def _run_job(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one job to the runner in a fresh container; the envelope's body, or a host-made verdict."""
+        nonce = secrets.token_hex(16)
+        payload = {
+            **job,
+            "nonce": nonce,
+            "job": f"job-{uuid.uuid4().hex[:12]}",
+            "timeout_s": timeout_s,
+            "output_bytes": self.settings.sandbox_output_bytes,
+            "result_bytes": self.settings.sandbox_result_bytes,
+            "memory_mb": self.settings.sandbox_memory_mb,
+            "zygote": self.use_zygote,
+        }
+        data = json.dumps(payload).encode("utf-8")
+        for attempt in range(2):
+            api, _ = self._ensure_started()
+            with self._container() as container_id:
+                try:
+                    outcome = ctr.exec_with_stdin(
+                        api, container_id, RUNNER_COMMAND, data, timeout_s + HOST_GRACE_S
+                    )
+                except docker.errors.APIError as exc:
+                    # A warm container that died while idle (daemon restart...): try once more with another.
+                    if attempt == 0 and exc.status_code in (404, 409):
+                        continue
+                    raise SandboxError(f"Docker refused the sandbox job: {exc.explanation}") from None
+                except ctr.DOCKER_ERRORS as exc:
+                    raise SandboxUnavailableError(
+                        f"The Docker daemon stopped answering during the job ({type(exc).__name__})."
+                    ) from None
+                if outcome.timed_out:
+                    ctr.kill_container(api, container_id)
+                    return {
+                        "kind": "host_error", "verdict": "timeout",
+                        "message": f"The job did not finish within {timeout_s:g} s and its container was killed.",
+                    }
+                body = parse_envelope(outcome.stdout, nonce)
+                if body is not None:
+                    if body.get("kind") == "runner_error":
+                        return {"kind": "host_error", "verdict": "error",
+                                "message": "The sandbox runner failed: " + str(body.get("message", ""))[:MESSAGE_CHARS]}
+                    return body
+                return self._explain_missing_envelope(api, container_id, outcome)
+        raise SandboxError("The sandbox could not get a working container for the job.")
+
+    def _explain_missing_envelope(
+        self, api: docker.APIClient, container_id: str, outcome: ctr.ExecOutcome
+    ) -> dict[str, Any]:
+        state = ctr.container_state(api, container_id)
+        stderr = outcome.stderr.decode("utf-8", errors="replace")[-MESSAGE_CHARS:]
+        if state.get("OOMKilled"):
+            return {"kind": "host_error", "verdict": "oom", "stderr": stderr,
+                    "message": f"The job ran out of memory ({self.settings.sandbox_memory_mb} MB) and was killed."}
+        if state and not state.get("Running", False):
+            message = "The sandbox container stopped during the job, so it produced no result."
+        else:
+            message = "The sandbox runner returned no valid result envelope, so the result was rejected."
+        return {"kind": "host_error", "verdict": "error", "message": message, "stderr": stderr}
+
+
+def parse_envelope(stdout: bytes, nonce: str) -> dict[str, Any] | None:
+    """The runner's answer if stdout is exactly one well-formed envelope with our nonce, else None."""
+    prefix = (nonce + " ").encode("ascii")
+    if not stdout.startswith(prefix) or not stdout.endswith(b"\n") or stdout.count(b"\n") != 1:
+        return None
+    try:
+        body = json.loads(stdout[len(prefix) :])
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("kind") not in ("tests", "call", "runner_error"):
+        return None
+    return body
+
+
+def _require_text(value: object, name: str) -> None:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string of Python source, not {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError(f"{name} contains NUL bytes, which Python source cannot contain")
+
+
+_default_lock = threading.Lock()
+_default: Sandbox | None = None
+
+
+def get_sandbox() -> Sandbox:
+    """The process-wide sandbox, configured from Settings; its pool starts at the first job."""
+    global _default
+    with _default_lock:
+        if _default is None or _default._closed:
+            _default = Sandbox(get_settings())
+        return _default
