@@ -76,8 +76,12 @@ class Renderer:
                 for line in lines:
                     self._line(f"    │ {line}")
         elif isinstance(event, ev.TestResult):
-            message = f" — {ev._short(event.message, 100)}" if event.message and event.outcome != "passed" else ""
-            self._line(f"  {event.phase:<5} {event.name}: {event.outcome}{message}")
+            expected = "failed" if event.phase == "red" else "passed"
+            if event.outcome == expected:
+                note = " (as it should, on the stub)" if event.phase == "red" else ""
+            else:
+                note = f" — {ev._short(event.message, 120)}" if event.message else ""
+            self._line(f"  {event.phase:<5} {event.name}: {event.outcome}{note}")
         elif isinstance(event, ev.ToolCall):
             version = f" v{event.version}" if event.version is not None else ""
             self._line(f"  ⚙ {event.tool}{version}({json.dumps(event.arguments)}) in the sandbox")
@@ -369,9 +373,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=err)
-    if args.verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    level = logging.INFO if args.verbose else logging.ERROR
+    logging.basicConfig(level=level, stream=err)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # some libraries set DEBUG on their own loggers
     try:
         return int(args.handler(args, out, err))
     except CliError as exc:

@@ -328,6 +328,8 @@ def summarize_update(node: str, update: Mapping[str, Any]) -> str:
     parts: list[str] = []
     if (outcome := update.get("outcome")) and update.get("failure"):
         parts.append(f"{outcome}: {update['failure']}")
+    if "request" in update:
+        parts.append(f"request: {update['request']}")
     if update.get("answer"):
         parts.append(f"answer: {update['answer']}")
     if "candidates" in update:

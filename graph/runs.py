@@ -165,8 +165,7 @@ def _describe(snapshot: StateSnapshot, parent: StateSnapshot | None) -> tuple[st
         return "input", f"request: {request}" if request else "run input"
     changed = _changed(snapshot.values or {}, parent.values if parent else {})
     if source == "update":
-        keys = ", ".join(sorted(changed)) or "nothing"
-        return "fork", f"state edited ({keys}); " + summarize_update("fork", changed)
+        return "fork", "state edited: " + (summarize_update("fork", changed) if changed else "no change")
     if source == "fork":
         return "replay", "copy of an earlier checkpoint, replayed"
     writers = [t.name for t in (parent.tasks if parent else ()) if t.name != "__start__"]
@@ -214,17 +213,17 @@ def history(graph: Pregel, thread_id: str) -> list[CheckpointInfo]:
 
 
 def get_checkpoint(graph: Pregel, thread_id: str, checkpoint_id: str) -> StateSnapshot:
-    """The snapshot of one checkpoint, named by its id or a unique prefix of it (at least 6 characters)."""
+    """The snapshot of one checkpoint, named by its id or a unique part of it (at least 6 characters)."""
     checkpoint_id = checkpoint_id.strip()
     snapshots = _history(graph, thread_id)
     exact = [s for s in snapshots if _checkpoint_id(s) == checkpoint_id]
     if exact:
         return exact[0]
-    if len(checkpoint_id) < 6:
+    wanted = checkpoint_id.replace("-", "").lower()
+    if len(wanted) < 6:
         raise RunsError(f"Checkpoint id {checkpoint_id!r} is too short; give at least 6 characters of it.")
-    # Ids are time-ordered uuid6 strings: their *ends* differ between neighbours, so accept a suffix too.
-    matches = [s for s in snapshots if _checkpoint_id(s).startswith(checkpoint_id)]
-    matches = matches or [s for s in snapshots if _checkpoint_id(s).endswith(checkpoint_id)]
+    # Ids are time-ordered uuid6 strings whose neighbours share a prefix, so any unique part of one will do.
+    matches = [s for s in snapshots if wanted in _checkpoint_id(s).replace("-", "").lower()]
     if not matches:
         raise RunsError(f"Thread {thread_id!r} has no checkpoint {checkpoint_id!r}; `runs show` lists them.")
     if len(matches) > 1:
