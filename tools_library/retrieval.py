@@ -1,0 +1,537 @@
+"""The tool index: dense (Chroma) plus lexical (BM25) retrieval, score fusion and the reuse-or-create signal.
+
+Chroma (through langchain-chroma) holds two vectors per tool: its card (name words, signature, description)
+and its name words alone; a tool's dense score is the better of the two cosines. BM25 (bm25s) runs over the
+name (split on underscores), the parameter names and the description, lightly stemmed; it lives in memory and
+is rebuilt from Chroma's stored documents when the index is opened. The fused score is
+
+    dense + lexical_weight * bm25 / (bm25 + lexical_saturation) + direction_weight * direction
+
+where `direction` is +1/-1 for an `a_to_b` tool whose source unit `a` (or target `b`) is the word written right
+after a number in the query ("180 lb in kg"), else 0. Query words missing one letter or with two letters swapped
+are corrected against the index's own vocabulary first. The weights and the two logistic models of the
+reuse-or-create signal come from `calibration.json`, fitted by `python -m bench.retrieval --calibrate`.
+Knows nothing of LangGraph.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tools_library.embeddings import embeddings_id, get_embeddings
+from tools_library.models import ReuseDecision, SearchHit
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+    from sea.settings import Settings
+
+CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
+# Candidates gathered from each retriever before fusion; fusion only reorders this pool.
+CANDIDATE_POOL = 30
+_KIND_CARD = "card"
+_KIND_NAME = "name"
+
+# --------------------------------------------------------------------------------------------------------------
+# Text processing shared by BM25, the typo corrector and the direction feature.
+
+_STOPWORD_TEXT = (
+    "a an and are as at be by can do does for from how i if in into is it its me my of on or please so "
+    "than that the their them then there these this those to u up was we what whats when where which who "
+    "will with would you your yo plz pls lol rn def str int float bool list dict none tuple return returns"
+)
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_WORD = re.compile(r"[a-z]+|\d+")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+
+
+def split_identifier(text: str) -> str:
+    """'maxRetryCount' -> 'max Retry Count', 'miles_to_km' -> 'miles to km'."""
+    return _CAMEL.sub(r"\1 \2", text).replace("_", " ")
+
+
+def stem(word: str) -> str:
+    """A light English stemmer (plurals, -ing, -ed, -ly, British -tre); enough to match query and card words."""
+    if len(word) <= 3:
+        return word
+    word = re.sub(r"tres?$", lambda m: "ter" + m.group(0)[3:], word)
+    if word.endswith("ies") and len(word) >= 5:
+        return word[:-3] + "y"
+    if re.search(r"(ch|sh|x|z|ss)es$", word):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ing") and len(word) >= 6:
+        word = word[:-3]
+    elif (word.endswith("ed") and len(word) >= 5) or (word.endswith("ly") and len(word) >= 5):
+        word = word[:-2]
+    if word.endswith("e") and len(word) >= 5:
+        word = word[:-1]
+    return word
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Lower-cased, stemmed word tokens without stop words or bare numbers."""
+    words = _WORD.findall(split_identifier(text).lower())
+    return [stem(w) for w in words if w not in _STOPWORDS and not w.isdigit()]
+
+
+def parameter_names(signature: str) -> str:
+    """The parameter names of a `def f(a: int, b_c: str = 'x') -> T` signature, split into words."""
+    match = re.search(r"\((.*)\)", signature)
+    if not match:
+        return ""
+    names = []
+    for part in match.group(1).split(","):
+        found = re.match(r"[A-Za-z_]\w*", part.strip().lstrip("*"))
+        if found and found.group(0) != "self":
+            names.append(split_identifier(found.group(0)))
+    return " ".join(names)
+
+
+def name_words(name: str) -> str:
+    """A tool name as words: 'miles_to_kilometers' -> 'miles to kilometers'."""
+    return split_identifier(name).strip()
+
+
+def card_text(name: str, signature: str, description: str) -> str:
+    """The text embedded as a tool's main vector."""
+    return f"{name_words(name)}: {signature}\n{description}"
+
+
+def lexical_document(name: str, signature: str, description: str, name_repeat: int = 3) -> list[str]:
+    """BM25 tokens of a tool; the name counts `name_repeat` times because it is the most telling field."""
+    return (
+        lexical_tokens(name) * name_repeat
+        + lexical_tokens(parameter_names(signature))
+        + lexical_tokens(description)
+    )
+
+
+class TypoCorrector:
+    """Fixes query words with one letter missing or two adjacent letters swapped, against a known vocabulary.
+
+    Substitutions are not corrected: without an English dictionary they turn real words into tool words
+    ("went" -> "when"). Only words of five letters or more, with exactly one candidate, are changed.
+    """
+
+    MIN_LENGTH = 5
+
+    def __init__(self, vocabulary: Iterable[str] = ()) -> None:
+        self.vocabulary: set[str] = set()
+        self._variants: dict[str, set[str]] = {}
+        self.add(vocabulary)
+
+    def add(self, vocabulary: Iterable[str]) -> None:
+        """Learn more vocabulary words."""
+        for word in vocabulary:
+            if word in self.vocabulary:
+                continue
+            self.vocabulary.add(word)
+            if len(word) < self.MIN_LENGTH + 1:
+                continue
+            for variant in self._misspellings(word):
+                self._variants.setdefault(variant, set()).add(word)
+
+    @staticmethod
+    def _misspellings(word: str) -> set[str]:
+        deletions = {word[:i] + word[i + 1 :] for i in range(len(word))}
+        swaps = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
+        return (deletions | swaps) - {word}
+
+    def correct(self, text: str) -> str:
+        """`text` with unambiguous misspellings of vocabulary words replaced."""
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0).lower()
+            if len(word) < self.MIN_LENGTH or word in self.vocabulary or word in _STOPWORDS:
+                return match.group(0)
+            candidates = {c for c in self._variants.get(word, ()) if stem(c) != stem(word)}
+            return candidates.pop() if len(candidates) == 1 else match.group(0)
+
+        return re.sub(r"[A-Za-z]+", fix, text)
+
+
+def vocabulary_of(text: str) -> set[str]:
+    """Lower-case words of a tool's texts, for the typo corrector."""
+    return set(re.findall(r"[a-z]+", split_identifier(text).lower()))
+
+
+_NUMBER_THEN_WORD = re.compile(r"\d[\d,.]*\s*(?:°\s*)?(?:degrees?\s+)?([a-z]+)")
+_CONVERSION_NAME = re.compile(r"^(.+?)_to_(.+)$")
+_ABBREVIATION = re.compile(r"([A-Za-z]+)\s*\(([A-Za-z]{1,4})\)")
+
+
+@dataclass(frozen=True)
+class ConversionUnits:
+    """The source and target words of an `a_to_b` tool name, with abbreviations its description defines."""
+
+    source: frozenset[str]
+    target: frozenset[str]
+    abbreviations: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, description: str) -> ConversionUnits | None:
+        match = _CONVERSION_NAME.match(name)
+        if not match:
+            return None
+        abbreviations = {
+            stem(short.lower()): stem(long.lower()) for long, short in _ABBREVIATION.findall(description)
+        }
+        return cls(
+            frozenset(lexical_tokens(match.group(1))), frozenset(lexical_tokens(match.group(2))), abbreviations
+        )
+
+    @staticmethod
+    def _names(written: str, unit: str) -> bool:
+        if written == unit:
+            return True
+        if len(written) <= 3 and written[0] == unit[0]:  # an abbreviation: km, lb, mi, f, c
+            letters = iter(unit)
+            return all(letter in letters for letter in written)
+        common = 0
+        for a, b in zip(written, unit, strict=False):
+            if a != b:
+                break
+            common += 1
+        return common >= 4  # kilos ~ kilograms
+
+    def direction(self, query: str) -> float:
+        """+1 if the unit written after the first number is this tool's source, -1 if it is its target."""
+        for match in _NUMBER_THEN_WORD.finditer(query.lower()):
+            written = stem(match.group(1))
+            written = self.abbreviations.get(written, written)
+            is_source = any(self._names(written, unit) for unit in self.source)
+            is_target = any(self._names(written, unit) for unit in self.target)
+            if is_source != is_target:
+                return 1.0 if is_source else -1.0
+        return 0.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Calibration: fusion weights and the reuse-or-create models.
+
+
+class LogisticModel(BaseModel):
+    """p = sigmoid(bias + weights . standardised(features))."""
+
+    weights: list[float]
+    bias: float
+    means: list[float]
+    scales: list[float]
+
+    def probability(self, features: list[float]) -> float:
+        z = self.bias + sum(
+            w * (x - m) / s for w, x, m, s in zip(self.weights, features, self.means, self.scales, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+class Calibration(BaseModel):
+    """Tuned parameters of fusion and of the reuse-or-create signal (tools_library/calibration.json)."""
+
+    lexical_weight: float = 0.05
+    lexical_saturation: float = 2.0
+    direction_weight: float = 0.05
+    name_repeat: int = 3
+    reuse_model: LogisticModel | None = None
+    reuse_threshold: float = 0.5
+    floor_threshold: float = Field(default=0.0, description="Top-1 fused score below which nothing fits.")
+    fitted_on: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_PATH) -> Calibration:
+        """The shipped calibration, or the defaults if the file is absent."""
+        if not path.is_file():
+            return cls()
+        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def lexical_part(self, bm25: float) -> float:
+        return self.lexical_weight * bm25 / (bm25 + self.lexical_saturation) if bm25 > 0 else 0.0
+
+
+def decision_features(hits: list[SearchHit], calibration: Calibration) -> list[float]:
+    """Features of the reuse model: top-1 fused score, top-1/top-2 margin, top-1 dense cosine, top-1 lexical
+    part and top-1 direction (recovered from the fused score, which is their weighted sum)."""
+    top = hits[0]
+    second = hits[1].score if len(hits) > 1 else 0.0
+    dense = top.dense_score or 0.0
+    lexical = calibration.lexical_part(top.lexical_score or 0.0)
+    direction = 0.0
+    if calibration.direction_weight > 0:
+        direction = round((top.score - dense - lexical) / calibration.direction_weight)
+    return [top.score, top.score - second, dense, lexical, float(direction)]
+
+
+def decide(hits: list[SearchHit], calibration: Calibration) -> ReuseDecision:
+    """The reuse-or-create signal from scores alone (see ToolIndex.reuse_decision)."""
+    if not hits:
+        return ReuseDecision(choice=None, confidence=1.0, above_floor=False, reason="The library is empty.")
+    top = hits[0]
+    above_floor = top.score >= calibration.floor_threshold
+    if calibration.reuse_model is None:  # uncalibrated: never reuse silently, always let a model judge
+        return ReuseDecision(choice=None, confidence=0.5, above_floor=above_floor, reason="No calibration.")
+    p_reuse = calibration.reuse_model.probability(decision_features(hits, calibration))
+    if p_reuse >= calibration.reuse_threshold:
+        return ReuseDecision(
+            choice=top.name,
+            confidence=p_reuse,
+            above_floor=True,
+            reason=f"{top.name} scored {top.score:.3f}; P(right tool) {p_reuse:.2f} clears "
+            f"{calibration.reuse_threshold:.2f}.",
+        )
+    reason = (
+        f"Best candidate {top.name} scored {top.score:.3f}; P(right tool) {p_reuse:.2f} is below "
+        f"{calibration.reuse_threshold:.2f}."
+    )
+    if not above_floor:
+        reason += f" Below the floor {calibration.floor_threshold:.3f}: no candidate is worth asking a model about."
+    return ReuseDecision(choice=None, confidence=1.0 - p_reuse, above_floor=above_floor, reason=reason)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The index.
+
+
+class IndexEntry(BaseModel):
+    """What the index keeps of one tool: its active version's searchable texts."""
+
+    name: str
+    version: int
+    signature: str
+    description: str
+    content_hash: str
+
+
+@dataclass
+class Candidate:
+    """Raw scores of one tool for one query, before fusion."""
+
+    entry: IndexEntry
+    dense: float
+    bm25: float
+    direction: float
+
+
+def _validate_query(query: str, k: int) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("The search query is empty: give a few words describing the tool you need.")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a whole number of results, 1 or more (got {k!r}).")
+
+
+class ToolIndex:
+    """Hybrid dense + BM25 index of tools, one entry per tool name (its active version)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        embeddings: Embeddings | None = None,
+        *,
+        persist_dir: Path | None = None,
+        collection: str = "tools",
+        calibration: Calibration | None = None,
+    ) -> None:
+        """Open (or create) the index: Chroma at `persist_dir` (default settings.index_dir) or the Chroma
+        server of settings.chroma_host; BM25 and the typo vocabulary are rebuilt from what Chroma holds."""
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+        from langchain_chroma import Chroma
+
+        if settings is None:
+            from sea.settings import get_settings
+
+            settings = get_settings()
+        self._embeddings = embeddings if embeddings is not None else get_embeddings(settings)
+        self.calibration = calibration if calibration is not None else Calibration.load()
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        if settings.chroma_host and persist_dir is None:
+            client = chromadb.HttpClient(
+                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
+            )
+        else:
+            path = Path(persist_dir) if persist_dir is not None else settings.index_dir
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        self._client = client
+        self._collection_name = collection
+        self._model = embeddings_id(self._embeddings)
+        self._store = Chroma(
+            collection_name=collection,
+            embedding_function=self._embeddings,
+            client=client,
+            collection_metadata={"embeddings": self._model},
+            collection_configuration={"hnsw": {"space": "cosine"}},
+        )
+        stored_model = (self._store._collection.metadata or {}).get("embeddings")
+        if stored_model != self._model:  # vectors from another model are useless: the index is derived, rebuild
+            self._store.reset_collection()
+        self._lock = threading.RLock()
+        self._entries: dict[str, IndexEntry] = {}
+        self._rebuild_lexical()
+
+    # -- maintenance -------------------------------------------------------------------------------------------
+
+    def _rebuild_lexical(self) -> None:
+        """Reload entries from Chroma and rebuild BM25, the typo vocabulary and the conversion units."""
+        import bm25s
+
+        stored = self._store.get(where={"kind": _KIND_CARD}, include=["metadatas"])
+        entries = {}
+        for metadata in stored["metadatas"]:
+            entry = IndexEntry(
+                name=metadata["name"], version=int(metadata["version"]), signature=metadata["signature"],
+                description=metadata["description"], content_hash=metadata["content_hash"],
+            )
+            entries[entry.name] = entry
+        names = sorted(entries)
+        corrector = TypoCorrector()
+        documents = []
+        for name in names:
+            entry = entries[name]
+            corrector.add(vocabulary_of(f"{entry.name} {entry.signature} {entry.description}"))
+            documents.append(
+                lexical_document(entry.name, entry.signature, entry.description, self.calibration.name_repeat)
+            )
+        bm25 = None
+        if names:
+            bm25 = bm25s.BM25()
+            bm25.index(documents, show_progress=False)
+        units = {name: ConversionUnits.of(name, entries[name].description) for name in names}
+        with self._lock:
+            self._entries = entries
+            self._names = names
+            self._bm25 = bm25
+            self._corrector = corrector
+            self._units = {name: u for name, u in units.items() if u is not None}
+
+    def refresh(self) -> None:
+        """Re-read the index from Chroma (another process may have changed it)."""
+        self._rebuild_lexical()
+
+    def upsert(self, entries: list[IndexEntry]) -> None:
+        """Index each entry under its tool name, replacing that name's previous entry."""
+        if not entries:
+            return
+        latest = {entry.name: entry for entry in entries}  # the last entry for a name wins
+        ids, texts, metadatas = [], [], []
+        for entry in latest.values():
+            base = entry.model_dump()
+            ids += [f"{entry.name}::{_KIND_CARD}", f"{entry.name}::{_KIND_NAME}"]
+            texts += [card_text(entry.name, entry.signature, entry.description), name_words(entry.name)]
+            metadatas += [{**base, "kind": _KIND_CARD}, {**base, "kind": _KIND_NAME}]
+        with self._lock:
+            self._store.delete(ids=ids)
+            self._store.add_texts(texts=texts, metadatas=metadatas, ids=ids)
+            self._rebuild_lexical()
+
+    def delete(self, names: list[str]) -> None:
+        """Remove these tools from the index (unknown names are ignored)."""
+        if not names:
+            return
+        ids = [f"{name}::{kind}" for name in names for kind in (_KIND_CARD, _KIND_NAME)]
+        with self._lock:
+            self._store.delete(ids=ids)
+            self._rebuild_lexical()
+
+    def indexed(self) -> dict[str, str]:
+        """name -> content_hash of every indexed tool."""
+        with self._lock:
+            return {name: entry.content_hash for name, entry in self._entries.items()}
+
+    def clear(self) -> None:
+        """Remove everything from the index."""
+        with self._lock:
+            self._store.reset_collection()
+            self._rebuild_lexical()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- search ------------------------------------------------------------------------------------------------
+
+    def candidates(self, query: str, pool: int = CANDIDATE_POOL) -> list[Candidate]:
+        """Raw dense, BM25 and direction scores for the union of both retrievers' top `pool` tools."""
+        _validate_query(query, pool)
+        with self._lock:
+            names, entries, bm25, units = self._names, self._entries, self._bm25, self._units
+            corrected = self._corrector.correct(query)
+        if not names:
+            return []
+        vector = self._embeddings.embed_query(corrected)
+        dense: dict[str, float] = {}
+        found = self._store.similarity_search_by_vector_with_relevance_scores(
+            vector, k=min(2 * len(names), 2 * pool)
+        )
+        for document, distance in found:
+            name = document.metadata["name"]
+            dense[name] = max(dense.get(name, -1.0), 1.0 - distance)
+        lexical: dict[str, float] = {}
+        tokens = lexical_tokens(corrected)
+        if bm25 is not None and tokens:
+            scores = bm25.get_scores(tokens)
+            top = np.argsort(-scores)[:pool]
+            lexical = {names[i]: float(scores[i]) for i in top if scores[i] > 0}
+        missing = [name for name in lexical if name not in dense and name in entries]
+        if missing:
+            stored = self._store.get(
+                ids=[f"{n}::{kind}" for n in missing for kind in (_KIND_CARD, _KIND_NAME)],
+                include=["embeddings", "metadatas"],
+            )
+            query_vector = np.asarray(vector, dtype=np.float32)
+            for metadata, stored_vector in zip(stored["metadatas"], stored["embeddings"], strict=True):
+                cosine = float(np.dot(np.asarray(stored_vector, dtype=np.float32), query_vector))
+                dense[metadata["name"]] = max(dense.get(metadata["name"], -1.0), cosine)
+        result = []
+        for name in dense.keys() | lexical.keys():
+            if name not in entries:  # written by another process since our last refresh
+                continue
+            unit = units.get(name)
+            result.append(
+                Candidate(entries[name], dense[name], lexical.get(name, 0.0), unit.direction(query) if unit else 0.0)
+            )
+        return result
+
+    def fuse(self, candidates: list[Candidate], k: int, calibration: Calibration | None = None) -> list[SearchHit]:
+        """Rank candidates by fused score and return the top k as SearchHits."""
+        cal = calibration or self.calibration
+        scored = sorted(
+            (
+                (c.dense + cal.lexical_part(c.bm25) + cal.direction_weight * c.direction, c)
+                for c in candidates
+            ),
+            key=lambda pair: (-pair[0], pair[1].entry.name),
+        )
+        return [
+            SearchHit(
+                name=c.entry.name, version=c.entry.version, signature=c.entry.signature,
+                description=c.entry.description, score=score, dense_score=c.dense, lexical_score=c.bm25,
+                rank=rank,
+            )
+            for rank, (score, c) in enumerate(scored[:k], start=1)
+        ]
+
+    def search(self, query: str, k: int = 5) -> list[SearchHit]:
+        """The k best tools for `query`, best first, with fused, dense (cosine) and lexical (BM25) scores."""
+        _validate_query(query, k)
+        return self.fuse(self.candidates(query, max(CANDIDATE_POOL, k)), k)
+
+    def reuse_decision(self, hits: list[SearchHit]) -> ReuseDecision:
+        """Reuse the top hit if the calibrated model says it is right; `above_floor` False when nothing is
+        worth showing a model."""
+        return decide(hits, self.calibration)
+
+
+def write_calibration(calibration: Calibration, path: Path = CALIBRATION_PATH) -> None:
+    """Write tuned parameters (used by the benchmark's --calibrate)."""
+    path.write_text(json.dumps(calibration.model_dump(), indent=2) + "\n", encoding="utf-8")
