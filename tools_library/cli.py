@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tools_library.library import InvalidToolError, ToolLibrary
-from tools_library.models import ToolManifest, ToolNameError
+from tools_library.models import ToolManifest, ToolNameError, validate_tool_name
 from tools_library.packs import PackError, PackReport
 from tools_library.store import ToolLibraryError, ToolNotFoundError
 
@@ -78,13 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+    for handler in logging.getLogger().handlers:  # bm25s sets its own logger to DEBUG when imported
+        handler.setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         from sandbox import SandboxError
     except ImportError:  # the sandbox package is optional for read-only commands
         SandboxError = ()  # type: ignore[assignment]
     try:
+        # Bad names fail fast, before the embedding model and the index are loaded.
+        for name in [getattr(args, "name", None), *(getattr(args, "names", None) or [])]:
+            if name is not None:
+                validate_tool_name(name)
         library = ToolLibrary.open(sync_index=args.command not in _READ_ONLY)
         try:
             return _COMMANDS[args.command](library, args)
