@@ -31,6 +31,13 @@ class Item:
     ok: bool | None = None  # tests: did the test do what its phase expects (fail on the stub, pass on the code)
 
 
+def node_title(node: str) -> str:
+    """A node's name as shown: LangGraph's own nodes (`__default_error_handler__`) in plain words."""
+    if node.startswith("__") and node.endswith("__"):
+        return node.strip("_").replace("_", " ").removeprefix("default ")
+    return node
+
+
 @dataclass
 class Step:
     """One node step of a run: one `st.status` box."""
@@ -47,10 +54,11 @@ class Step:
     @property
     def label(self) -> str:
         """The status box label: the node and its one-line summary (or, while running, what it is doing)."""
+        name = node_title(self.node)
         if self.state == "running":
-            return f"{self.node} — {self.live}" if self.live else f"{self.node} …"
+            return f"{name} — {self.live}" if self.live else f"{name} …"
         text = self.summary or self.live
-        return f"{self.node} — {text}" if text else self.node
+        return f"{name} — {text}" if text else name
 
 
 @dataclass
