@@ -23,9 +23,7 @@ class ModelNotConfiguredError(RuntimeError):
     """No usable chat model is configured; the message says how to configure one."""
 
 
-def get_chat_model(
-    model: str | None, *, base_url: str | None = None, temperature: float = 0.0
-) -> BaseChatModel:
+def get_chat_model(model: str | None, *, base_url: str | None = None, temperature: float = 0.0) -> BaseChatModel:
     """The chat model for `model` ("provider:model", "scripted:demo" or a registered "scripted:<name>")."""
     if not model or not model.strip():
         raise ModelNotConfiguredError(f"No chat model is configured. {HOW_TO_CONFIGURE}")
@@ -66,6 +64,4 @@ def _provider_model(model: str, base_url: str | None, temperature: float) -> Bas
         ) from exc
     except Exception as exc:  # provider clients raise their own types for missing keys and bad names
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
-        raise ModelNotConfiguredError(
-            f"Model {model!r} could not be set up: {first_line}. {HOW_TO_CONFIGURE}"
-        ) from exc
+        raise ModelNotConfiguredError(f"Model {model!r} could not be set up: {first_line}. {HOW_TO_CONFIGURE}") from exc

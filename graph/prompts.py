@@ -70,8 +70,7 @@ def write_tests(
     retry = ""
     if feedback:
         retry = (
-            f"\n\nYour previous tests were sent back:\n{feedback}\n\nPrevious tests:\n```python\n"
-            f"{previous_tests}\n```"
+            f"\n\nYour previous tests were sent back:\n{feedback}\n\nPrevious tests:\n```python\n{previous_tests}\n```"
         )
     return [
         SystemMessage(

@@ -6,6 +6,7 @@ settings cache and call `reset()`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from sandbox import Sandbox
     from tools_library import ToolLibrary
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _libraries: dict[Path, ToolLibrary] = {}
 
@@ -37,12 +39,16 @@ def get_library() -> ToolLibrary:
 
             library = ToolLibrary.open(settings=settings, sandbox=get_sandbox_client())
             if not library.list_tools():
-                library.seed()
+                for result in library.seed().results:
+                    if result.outcome == "refused":
+                        log.warning("Starter tool %s not installed: %s", result.name, result.reason)
             _libraries[settings.home] = library
         return library
 
 
 def reset() -> None:
-    """Forget opened libraries (tests switch SEA_HOME between cases)."""
+    """Close and forget opened libraries (tests switch SEA_HOME between cases)."""
     with _lock:
+        for library in _libraries.values():
+            library.close()
         _libraries.clear()

@@ -148,9 +148,7 @@ def parameters_schema_of(spec: ToolSpec) -> dict[str, Any]:
     """The JSON schema of the tool's keyword arguments."""
     return {
         "type": "object",
-        "properties": {
-            p.name: {**type_schema(p.type, p.items), "description": p.description} for p in spec.parameters
-        },
+        "properties": {p.name: {**type_schema(p.type, p.items), "description": p.description} for p in spec.parameters},
         "required": [p.name for p in spec.parameters],
         "additionalProperties": False,
     }
@@ -182,9 +180,7 @@ def spec_problems(spec: ToolSpec, allowed: frozenset[str]) -> list[str]:
         if not isinstance(example_args, dict):
             problems.append("The worked example's arguments must be a JSON object.")
         else:
-            problems.extend(
-                f"Worked example: {p}" for p in argument_problems(parameters_schema_of(spec), example_args)
-            )
+            problems.extend(f"Worked example: {p}" for p in argument_problems(parameters_schema_of(spec), example_args))
     return problems
 
 
@@ -225,9 +221,7 @@ def argument_problems(parameters_schema: dict[str, Any], arguments: dict[str, An
     try:
         arguments_model(parameters_schema).model_validate(arguments)
     except ValidationError as exc:
-        return [
-            f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
-        ]
+        return [f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()]
     return []
 
 

@@ -1,6 +1,8 @@
 """The scripted chat model: prepared responses in order, for tests and for the labelled offline demo.
 
-`ScriptedChatModel(responses=[...])` answers each call with the next response:
+`ScriptedChatModel(responses=[...])` answers each call with the next response; `ScriptedChatModel(by_kind={...})`
+keeps one ordered queue per kind of call (the structured-output schema's name, or "text"), so a step the graph
+skips (decide when no candidate clears the library's floor) doesn't shift the others. A response is:
 - a Pydantic object: a tool call named after its class, so `with_structured_output(ThatClass)` parses it;
 - `tool_call(name, args)`: a tool call with arbitrary (possibly malformed) arguments;
 - a string or AIMessage: a plain answer;
@@ -69,6 +71,7 @@ class ScriptedChatModel(BaseChatModel):
     """A chat model answering from a prepared list of responses, in order."""
 
     responses: list[Any] = Field(default_factory=list)
+    by_kind: dict[str, list[Any]] = Field(default_factory=dict)
     calls: list[ScriptedCall] = Field(default_factory=list)
     _position: int = PrivateAttr(default=0)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -77,10 +80,18 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
+    _kind_positions: dict[str, int] = PrivateAttr(default_factory=dict)
+
     @property
     def remaining(self) -> int:
         """Responses not yet used."""
+        if self.by_kind:
+            return sum(len(q) - self._kind_positions.get(k, 0) for k, q in self.by_kind.items())
         return len(self.responses) - self._position
+
+    def remaining_of(self, kind: str) -> int:
+        """Responses of one kind not yet used (by_kind mode)."""
+        return len(self.by_kind.get(kind, [])) - self._kind_positions.get(kind, 0)
 
     def kinds(self) -> list[str]:
         """The kinds of the calls received so far, in order."""
@@ -94,10 +105,15 @@ class ScriptedChatModel(BaseChatModel):
     def _next_response(self, messages: list[BaseMessage], kind: str) -> Any:
         with self._lock:
             self.calls.append(ScriptedCall(kind=kind, messages=list(messages)))
+            if self.by_kind:
+                queue, position = self.by_kind.get(kind, []), self._kind_positions.get(kind, 0)
+                if position >= len(queue):
+                    raise ScriptedModelError(f"The scripted model has no {kind} response left (it had {len(queue)}).")
+                self._kind_positions[kind] = position + 1
+                return queue[position]
             if self._position >= len(self.responses):
                 raise ScriptedModelError(
-                    f"The scripted model has no response left for a {kind} call "
-                    f"(it had {len(self.responses)})."
+                    f"The scripted model has no response left for a {kind} call (it had {len(self.responses)})."
                 )
             response = self.responses[self._position]
             self._position += 1
@@ -183,7 +199,7 @@ REVERSE_STRING_SPEC = schemas.ToolSpec(
     edge_cases=["An empty string gives an empty string.", "A single character is returned unchanged."],
     imports=[],
 )
-REVERSE_STRING_TESTS = '''from tool import reverse_string
+REVERSE_STRING_TESTS = """from tool import reverse_string
 
 
 def test_reverses_a_phrase():
@@ -200,7 +216,7 @@ def test_single_character_is_unchanged():
 
 def test_reversing_twice_gives_the_original():
     assert reverse_string(reverse_string("Python 3.11")) == "Python 3.11"
-'''
+"""
 REVERSE_STRING_CODE = '''def reverse_string(text: str) -> str:
     """Return the characters of text in reverse order."""
     return text[::-1]

@@ -114,8 +114,7 @@ def call_structured(
             ),
         ]
     raise StructuredOutputError(
-        f"The model's {schema.__name__} output was still invalid after {retries + 1} attempts: "
-        + "; ".join(problems)
+        f"The model's {schema.__name__} output was still invalid after {retries + 1} attempts: " + "; ".join(problems)
     )
 
 

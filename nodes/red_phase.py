@@ -33,9 +33,7 @@ def red_verdict(report: dict[str, Any], expected: list[str]) -> list[str]:
         elif test["outcome"] == "error":
             reasons.append(f"{name} errored outside the test body: {test.get('message', '')[:300]}")
         elif "NotImplementedError" not in test.get("message", "") and test.get("message"):
-            reasons.append(
-                f"{name} failed for another reason than the missing implementation: {test['message'][:300]}"
-            )
+            reasons.append(f"{name} failed for another reason than the missing implementation: {test['message'][:300]}")
     if not expected:
         reasons.append("The tests contain no test function.")
     if not report.get("tests") and report.get("message"):
