@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return _COMMANDS[args.command](library, args)
         finally:
-            library.close()
+            library.close(close_sandbox=True)  # stop the warm containers a command may have started
     except (ToolNameError, ToolNotFoundError, PackError, InvalidToolError) as exc:
         return _fail(str(exc), 2)
     except ToolLibraryError as exc:

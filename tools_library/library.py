@@ -174,12 +174,15 @@ class ToolLibrary:
             library.sync_index()
         return library
 
-    def close(self) -> None:
-        """Release the index (the files need no closing)."""
+    def close(self, *, close_sandbox: bool = False) -> None:
+        """Release the index (the files need no closing); with `close_sandbox`, stop the sandbox too."""
         closer = getattr(self._index, "close", None)
         if callable(closer):
             closer()
         self._index = None
+        if close_sandbox and self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
 
     # ---- parts, created on first use -------------------------------------------------------------
 
@@ -317,6 +320,9 @@ class ToolLibrary:
                 "with verify=True.",
                 draft.verification,
             )
+        elif not draft.provenance.sandbox_image_id and draft.verification.get("image_id"):
+            provenance = draft.provenance.model_copy(update={"sandbox_image_id": draft.verification["image_id"]})
+            draft = draft.model_copy(update={"provenance": provenance})
         if not allow_duplicate and not self.store.version_numbers(draft.name):
             twin, similarity = self._closest_twin(draft)
             if twin is not None and similarity >= self.settings.duplicate_similarity:
