@@ -1,0 +1,261 @@
+"""The hybrid tool index against the real Chroma and the real embedding model, in temporary folders."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from bench.retrieval import main as bench_main
+from sea.settings import Settings
+from tools_library.embeddings import MiniLMEmbeddings
+from tools_library.retrieval import (
+    Calibration,
+    ConversionUnits,
+    IndexEntry,
+    ToolIndex,
+    TypoCorrector,
+    lexical_tokens,
+    parameter_names,
+    vocabulary_of,
+)
+
+TOOLS = [
+    ("reverse_string", "def reverse_string(text: str) -> str",
+     "Return `text` with its characters in reverse order (it operates on characters, not on words)."),
+    ("count_vowels", "def count_vowels(text: str) -> int",
+     "Return the number of vowels (a, e, i, o, u, case-insensitive) in `text`."),
+    ("celsius_to_fahrenheit", "def celsius_to_fahrenheit(celsius: float) -> float",
+     "Convert a temperature from degrees Celsius to degrees Fahrenheit using F = C * 9/5 + 32."),
+    ("fahrenheit_to_celsius", "def fahrenheit_to_celsius(fahrenheit: float) -> float",
+     "Convert a temperature from degrees Fahrenheit to degrees Celsius using C = (F - 32) * 5/9."),
+    ("kilograms_to_pounds", "def kilograms_to_pounds(kilograms: float) -> float",
+     "Convert a mass in kilograms to avoirdupois pounds (lb), using 1 lb = 0.45359237 kg."),
+    ("pounds_to_kilograms", "def pounds_to_kilograms(pounds: float) -> float",
+     "Convert a mass in avoirdupois pounds (lb) to kilograms, using 1 lb = 0.45359237 kg."),
+    ("median", "def median(values: list[float]) -> float",
+     "Return the median of `values`: the middle element after sorting, or the average of the two middle "
+     "elements when the count is even. Raises ValueError on an empty list."),
+    ("is_leap_year", "def is_leap_year(year: int) -> bool",
+     "Return True if `year` is a leap year in the Gregorian calendar."),
+    ("percentage_of", "def percentage_of(percent: float, total: float) -> float",
+     "Return `percent` percent of `total`, i.e. total * percent / 100 (e.g. percentage_of(20, 50) -> 10.0)."),
+    ("day_of_week", "def day_of_week(date: str) -> str",
+     "Return the English weekday name (e.g. 'Monday') of an ISO 'YYYY-MM-DD' date."),
+]
+
+
+def entry(name: str, signature: str, description: str, version: int = 1, content_hash: str = "") -> IndexEntry:
+    return IndexEntry(
+        name=name, version=version, signature=signature, description=description,
+        content_hash=content_hash or f"{name}-v{version}",
+    )
+
+
+ENTRIES = [entry(*row) for row in TOOLS]
+
+
+@pytest.fixture(scope="module")
+def minilm() -> MiniLMEmbeddings:
+    return MiniLMEmbeddings()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "sea-home")
+
+
+@pytest.fixture
+def index(settings: Settings, minilm: MiniLMEmbeddings) -> ToolIndex:
+    tool_index = ToolIndex(settings, minilm)
+    tool_index.upsert(ENTRIES)
+    return tool_index
+
+
+def test_index_lives_under_sea_home_by_default(index: ToolIndex, settings: Settings) -> None:
+    assert settings.index_dir.is_dir()
+    assert any(settings.index_dir.iterdir())
+
+
+def test_upsert_delete_indexed_round_trip(index: ToolIndex) -> None:
+    assert index.indexed() == {e.name: e.content_hash for e in ENTRIES}
+    index.delete(["median", "no_such_tool"])
+    assert "median" not in index.indexed()
+    assert len(index.indexed()) == len(ENTRIES) - 1
+    assert all(hit.name != "median" for hit in index.search("middle value of a sorted list", k=10))
+    index.clear()
+    assert index.indexed() == {}
+    assert index.search("reverse a string") == []
+
+
+def test_upsert_replaces_a_names_entry(index: ToolIndex) -> None:
+    newer = entry(*TOOLS[0], version=2, content_hash="reverse-v2")
+    index.upsert([newer])
+    assert index.indexed()["reverse_string"] == "reverse-v2"
+    hits = index.search("reverse the characters of a string", k=10)
+    assert [h.name for h in hits].count("reverse_string") == 1
+    assert hits[0].name == "reverse_string" and hits[0].version == 2
+
+
+def test_persisted_index_survives_reopening_with_bm25_rebuilt(
+    index: ToolIndex, settings: Settings, minilm: MiniLMEmbeddings
+) -> None:
+    query = "Is 2024 a leap year?"
+    before = index.search(query, k=3)
+    reopened = ToolIndex(settings, minilm)
+    assert reopened.indexed() == index.indexed()
+    after = reopened.search(query, k=3)
+    assert [h.name for h in after] == [h.name for h in before]
+    assert after[0].name == "is_leap_year"
+    assert after[0].lexical_score is not None and after[0].lexical_score > 0  # BM25 rebuilt from Chroma
+
+
+def test_another_process_changes_are_seen_after_refresh(
+    index: ToolIndex, settings: Settings, minilm: MiniLMEmbeddings
+) -> None:
+    other = ToolIndex(settings, minilm)
+    other.upsert([entry("gcd", "def gcd(a: int, b: int) -> int", "Return the greatest common divisor of a and b.")])
+    index.refresh()
+    assert "gcd" in index.indexed()
+    assert index.search("greatest common divisor of 12 and 18", k=1)[0].name == "gcd"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("can u revrse this string for me: 'racecar2024'", "reverse_string"),
+        ("Find the median of 3, 1, 4, 1, 5, 9, 2.", "median"),
+        ("How many kilograms is 180 lb?", "pounds_to_kilograms"),
+        ("Convert 70 kg to pounds.", "kilograms_to_pounds"),
+        ("My American thermometer reads 98.6°F. What's that in Celsius?", "fahrenheit_to_celsius"),
+        ("how many vowles does 'onomatopoeia' have", "count_vowels"),
+        ("I was born on 1990-05-17. Was that a Monday, a Tuesday, or what?", "day_of_week"),
+    ],
+)
+def test_search_finds_the_right_tool(index: ToolIndex, query: str, expected: str) -> None:
+    hits = index.search(query, k=5)
+    assert hits[0].name == expected
+    assert [h.rank for h in hits] == list(range(1, 6))
+    assert all(a.score >= b.score for a, b in pairwise(hits))
+    assert all(h.dense_score is not None and h.lexical_score is not None for h in hits)
+    assert all(-1.0 <= h.dense_score <= 1.0 for h in hits)
+
+
+def test_k_larger_than_the_library_returns_every_tool(index: ToolIndex) -> None:
+    hits = index.search("convert a temperature", k=50)
+    assert len(hits) == len(ENTRIES)
+    assert {h.name for h in hits} == {e.name for e in ENTRIES}
+    assert {h.name for h in hits[:2]} == {"celsius_to_fahrenheit", "fahrenheit_to_celsius"}
+
+
+def test_reuse_decision_refuses_an_out_of_library_request(index: ToolIndex) -> None:
+    decision = index.reuse_decision(index.search("Book me a table for two at an Italian restaurant tonight."))
+    assert decision.choice is None
+    assert decision.above_floor is False
+    assert 0.0 <= decision.confidence <= 1.0 and decision.reason
+
+
+def test_reuse_decision_reuses_a_clearly_fitting_tool(index: ToolIndex) -> None:
+    decision = index.reuse_decision(index.search("Is 2024 a leap year?"))
+    assert decision.choice == "is_leap_year"
+    assert decision.above_floor is True
+    assert decision.confidence >= index.calibration.reuse_threshold
+
+
+def test_reuse_decision_on_no_hits_and_without_calibration(settings: Settings, minilm: MiniLMEmbeddings) -> None:
+    empty = ToolIndex(settings, minilm)
+    decision = empty.reuse_decision(empty.search("anything at all"))
+    assert decision.choice is None and decision.above_floor is False
+    uncalibrated = ToolIndex(settings, minilm, collection="uncalibrated", calibration=Calibration())
+    uncalibrated.upsert(ENTRIES[:3])
+    assert uncalibrated.reuse_decision(uncalibrated.search("reverse 'abc'")).choice is None
+
+
+@pytest.mark.parametrize(("query", "k"), [("", 5), ("   \n", 5), ("reverse", 0), ("reverse", -2), ("reverse", True)])
+def test_bad_search_input_is_refused_clearly(index: ToolIndex, query: str, k: int) -> None:
+    with pytest.raises(ValueError, match=r"query is empty|k must be") as raised:
+        index.search(query, k=k)
+    assert "\n" not in str(raised.value)
+    assert len(index.indexed()) == len(ENTRIES)  # nothing lost
+
+
+def test_shipped_calibration_is_complete() -> None:
+    calibration = Calibration.load()
+    assert calibration.reuse_model is not None
+    assert len(calibration.reuse_model.weights) == 5
+    assert 0.0 < calibration.reuse_threshold < 1.0
+    assert calibration.floor_threshold > 0.0
+    assert calibration.fitted_on["split_seed"]
+
+
+# -- the text helpers under the index --------------------------------------------------------------------------
+
+
+def test_lexical_tokens_split_identifiers_and_stem() -> None:
+    assert lexical_tokens("maxRetryCount kilometres_to_miles, Counted PRICES") == [
+        "max", "retry", "count", "kilometer", "mile", "count", "pric",
+    ]
+    assert parameter_names('def f(text: str, max_length: int, suffix: str = "...") -> str') == (
+        "text max length suffix"
+    )
+
+
+def test_typo_corrector_fixes_only_unambiguous_misspellings() -> None:
+    corrector = TypoCorrector(vocabulary_of("reverse_string fahrenheit vowels common multiple"))
+    assert corrector.correct("revrse this, whats 25c in farenheit, vowles") == (
+        "reverse this, whats 25c in fahrenheit, vowels"
+    )
+    assert corrector.correct("went when those") == "went when those"  # substitutions are left alone
+
+
+def test_conversion_direction_reads_the_unit_after_the_number() -> None:
+    pounds_to_kg = ConversionUnits.of("pounds_to_kilograms", "Convert pounds (lb) to kilograms.")
+    assert pounds_to_kg is not None
+    assert pounds_to_kg.direction("How many kilograms is 180 lb?") == 1.0
+    assert pounds_to_kg.direction("Convert 70 kg to pounds.") == -1.0
+    assert pounds_to_kg.direction("What is a pound?") == 0.0
+    assert ConversionUnits.of("median", "The middle value.") is None
+
+
+# -- the benchmark command -------------------------------------------------------------------------------------
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_benchmark_prints_the_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tools = _write_jsonl(
+        tmp_path / "tools.jsonl", [{"name": n, "signature": s, "description": d} for n, s, d in TOOLS]
+    )
+    queries = _write_jsonl(
+        tmp_path / "queries.jsonl",
+        [
+            {"query": "Is 1900 a leap year?", "expected": "is_leap_year", "kind": "direct"},
+            {"query": "Reverse 'stressed'.", "expected": "reverse_string", "kind": "direct"},
+            {"query": "What is 20 percent of 80?", "expected": "percentage_of", "kind": "direct"},
+            {"query": "Median of 5, 2, 9?", "expected": "median", "kind": "direct"},
+            {"query": "Translate 'good morning' into Japanese.", "expected": None, "kind": "out_of_library"},
+            {"query": "Send an email to my manager.", "expected": None, "kind": "out_of_library"},
+        ],
+    )
+    assert bench_main(["--tools", str(tools), "--queries", str(queries), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("recall_at_1", "recall_at_5", "mrr", "decision_accuracy", "false_reuse_rate",
+                "missed_reuse_rate", "floor_missed_rate", "floor_skip_rate", "search_p50_ms", "search_p95_ms"):
+        assert 0.0 <= result[key] <= (1.0 if not key.startswith("search") else 10_000.0), key
+    assert result["recall_at_5"] == 1.0
+    assert result["queries"] == 6 and result["held_out"]["queries"] + result["tuning"]["queries"] == 6
+    assert "recall_at_1" in result["baseline_dense"]
+
+
+def test_benchmark_refuses_bad_input_in_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tools = _write_jsonl(tmp_path / "tools.jsonl", [{"name": "median", "signature": "def median(v)"}])
+    queries = _write_jsonl(tmp_path / "queries.jsonl", [{"query": "x", "expected": None}])
+    assert bench_main(["--tools", str(tools), "--queries", str(queries)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tools} row 1 lacks description."
+    assert bench_main(["--tools", str(tmp_path / "missing.jsonl"), "--queries", str(queries)]) == 2
+    assert "does not exist" in capsys.readouterr().err
