@@ -145,9 +145,16 @@ class ContainerSpec:
         )
 
 
-def start_container(api: docker.APIClient, spec: ContainerSpec, main_command: list[str] | None = None) -> str:
+def start_container(
+    api: docker.APIClient,
+    spec: ContainerSpec,
+    main_command: list[str] | None = None,
+    ready_marker: bytes | None = None,
+    ready_timeout_s: float = 60.0,
+) -> str:
     """Create and start one hardened container running `main_command` (default: `sleep infinity`) as its
-    idle process under the init; returns its id. Removes it again if the start fails."""
+    idle process under the init; returns its id. With `ready_marker`, also wait until the main process
+    prints it on stdout (the zygote does once its imports are done). Removes the container if anything fails."""
     name = f"{NAME_PREFIX}{uuid.uuid4().hex}"
     entrypoint, command = (main_command, []) if main_command else (IDLE_ENTRYPOINT, IDLE_COMMAND)
     try:
@@ -173,7 +180,12 @@ def start_container(api: docker.APIClient, spec: ContainerSpec, main_command: li
         raise daemon_unreachable(type(exc).__name__) from None
     container_id = str(created["Id"])
     try:
+        stdout = None
+        if ready_marker:
+            stdout = api.attach_socket(container_id, params={"stdout": 1, "stream": 1})
         api.start(container_id)
+        if stdout is not None:
+            _wait_for_marker(stdout, ready_marker or b"", ready_timeout_s)
     except BaseException as exc:
         remove_container(api, container_id)
         if isinstance(exc, docker.errors.APIError):
@@ -182,6 +194,31 @@ def start_container(api: docker.APIClient, spec: ContainerSpec, main_command: li
             raise daemon_unreachable(type(exc).__name__) from None
         raise
     return container_id
+
+
+def _wait_for_marker(handle: Any, marker: bytes, timeout_s: float) -> None:
+    """Read a container's attached stdout until `marker` appears; SandboxError on EOF or timeout."""
+    sock: socket.socket = getattr(handle, "_sock", handle)
+    deadline = time.monotonic() + timeout_s
+    seen = b""
+    try:
+        while marker not in seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SandboxError(f"A sandbox container was not ready within {timeout_s:g} s.")
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                raise SandboxError(f"A sandbox container was not ready within {timeout_s:g} s.") from None
+            if not chunk:
+                raise SandboxError("A sandbox container's main process exited while starting.")
+            seen = (seen + chunk)[-4096:]  # stream headers and all: the marker is plain ASCII inside
+    finally:
+        with contextlib.suppress(OSError):
+            handle.close()
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 def remove_container(api: docker.APIClient, container_id: str) -> bool:

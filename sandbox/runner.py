@@ -32,6 +32,7 @@ EXIT_GRACE_S = 0.3
 ZYGOTE_SOCKET = "/tmp/.sea-zygote"
 ZYGOTE_CHANNEL_FD = 3
 ZYGOTE_WAIT_S = 10.0
+ZYGOTE_READY = "sea-zygote-ready"
 
 # Runs in the pytest child: streams one JSON line per collection error, collected set, test phase and the
 # session's end over the fd named in SEA_REPORT_FD (popped from the environment before any test code runs).
@@ -769,6 +770,8 @@ def zygote_main() -> int:
         os.unlink(ZYGOTE_SOCKET)
     listener.bind(ZYGOTE_SOCKET)
     listener.listen(1)
+    sys.stdout.write(ZYGOTE_READY + "\n")  # the host waits for this before it counts the container as warm
+    sys.stdout.flush()
     conn, _ = listener.accept()
     listener.close()  # one job per container: nobody else may ever connect
     with contextlib.suppress(OSError):

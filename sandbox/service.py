@@ -33,6 +33,7 @@ RUNNER_SOURCE = (Path(__file__).resolve().parent / "runner.py").read_text(encodi
 RUNNER_COMMAND = [ctr.PYTHON, "-I", "-S", "-B", "-c", RUNNER_SOURCE]
 # A container's main process: the same source as a zygote that preloads pytest and forks the job's child.
 ZYGOTE_COMMAND = [ctr.PYTHON, "-I", "-B", "-c", RUNNER_SOURCE, "zygote"]
+ZYGOTE_READY = b"sea-zygote-ready"
 # Beyond the job's own timeout, the host allows this long for the runner to start and answer.
 HOST_GRACE_S = 5.0
 MESSAGE_CHARS = 2000
@@ -186,7 +187,7 @@ class Sandbox:
                 if self.pool_size > 0:
                     spec = self._spec
                     self._pool = WarmPool(
-                        start=lambda: ctr.start_container(api, spec, self._main_command()),
+                        start=lambda: self._start(api, spec),
                         remove=lambda cid: ctr.remove_container(api, cid),
                         size=self.pool_size,
                         acquire_timeout_s=self.settings.sandbox_acquire_timeout_s,
@@ -198,10 +199,7 @@ class Sandbox:
         """One never-used container for one job, destroyed afterwards whatever happens."""
         api, spec = self._ensure_started()
         pool = self._pool
-        if pool is not None:
-            container_id = pool.acquire()
-        else:
-            container_id = ctr.start_container(api, spec, self._main_command())
+        container_id = pool.acquire() if pool is not None else self._start(api, spec)
         try:
             yield container_id
         finally:
@@ -210,8 +208,11 @@ class Sandbox:
             else:
                 ctr.remove_container(api, container_id)
 
-    def _main_command(self) -> list[str] | None:
-        return ZYGOTE_COMMAND if self.use_zygote else None
+    def _start(self, api: docker.APIClient, spec: ctr.ContainerSpec) -> str:
+        """One container whose main process is ready: the zygote once it listens, else `sleep infinity`."""
+        if self.use_zygote:
+            return ctr.start_container(api, spec, ZYGOTE_COMMAND, ZYGOTE_READY)
+        return ctr.start_container(api, spec)
 
     def _run_job(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one job to the runner in a fresh container; the envelope's body, or a host-made verdict."""
