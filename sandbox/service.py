@@ -57,9 +57,10 @@ class Sandbox:
         self._spec: ctr.ContainerSpec | None = None
         self._pool: WarmPool | None = None
         self._closed = False
-        # With the zygote a job's child starts with pytest already imported; without, the runner spawns a
-        # fresh interpreter. Both run inside the same hardened container.
-        self.use_zygote = True
+        # Pool containers run the zygote, so a job's child starts with pytest already imported; a container
+        # started for one job (pool size 0) idles with `sleep` and the runner spawns a fresh interpreter that
+        # imports only what the job needs. Both run inside the same hardened container.
+        self.use_zygote = self.pool_size > 0
         atexit.register(self.close)
 
     # -- public API -----------------------------------------------------------------------------------------

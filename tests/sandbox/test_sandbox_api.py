@@ -395,7 +395,7 @@ def test_concurrent_asyncio_callers_get_their_own_answers(sandbox: Sandbox) -> N
 
 def test_the_runner_also_works_without_the_zygote(sandbox_settings) -> None:
     sb = Sandbox(sandbox_settings, pool_size=0)
-    sb.use_zygote = False
+    assert sb.use_zygote is False  # a container per job idles with sleep; the runner spawns the child
     try:
         report = sb.run_tests(ADD_TOOL, THREE_PASSING)
         assert report.verdict == "passed", report.message
