@@ -127,6 +127,28 @@ def test_image_has_no_package_installer(built_image: str) -> None:
 
 @pytest.mark.docker
 @pytest.mark.slow
+def test_image_has_no_setuid_or_setgid_files(built_image: str) -> None:
+    script = (
+        "import os, stat\n"
+        "found = []\n"
+        "for root, dirs, files in os.walk('/'):\n"
+        "    if root.startswith(('/proc', '/sys', '/dev')):\n"
+        "        dirs[:] = []\n"
+        "        continue\n"
+        "    for name in files:\n"
+        "        path = os.path.join(root, name)\n"
+        "        mode = os.lstat(path).st_mode\n"
+        "        if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):\n"
+        "            found.append(path)\n"
+        "print(found)\n"
+        "raise SystemExit(1 if found else 0)\n"
+    )
+    code, out = _run_in_image(built_image, [manifest.PYTHON_BIN, "-c", script])
+    assert code == 0, out
+
+
+@pytest.mark.docker
+@pytest.mark.slow
 def test_every_allowed_module_imports_in_the_image(built_image: str) -> None:
     modules = sorted(manifest.allowed_modules() | manifest.TEST_MODULES)
     script = (
