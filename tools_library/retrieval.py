@@ -149,6 +149,15 @@ class TypoCorrector:
         swaps = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
         return (deletions | swaps) - {word}
 
+    def _split_compound(self, word: str) -> str | None:
+        """'camelcase' -> 'camel case' when both halves (4+ letters) are vocabulary words, else None."""
+        splits = [
+            f"{word[:i]} {word[i:]}"
+            for i in range(4, len(word) - 3)
+            if word[:i] in self.vocabulary and word[i:] in self.vocabulary
+        ]
+        return splits[0] if len(splits) == 1 else None
+
     def correct(self, text: str) -> str:
         """`text` with unambiguous misspellings of vocabulary words replaced."""
 
@@ -157,7 +166,9 @@ class TypoCorrector:
             if len(word) < self.MIN_LENGTH or word in self.vocabulary or word in _STOPWORDS:
                 return match.group(0)
             candidates = {c for c in self._variants.get(word, ()) if stem(c) != stem(word)}
-            return candidates.pop() if len(candidates) == 1 else match.group(0)
+            if len(candidates) == 1:
+                return candidates.pop()
+            return self._split_compound(word) or match.group(0)
 
         return re.sub(r"[A-Za-z]+", fix, text)
 
@@ -429,7 +440,7 @@ class ToolIndex:
             base = entry.model_dump()
             ids += [f"{entry.name}::{_KIND_CARD}", f"{entry.name}::{_KIND_NAME}"]
             texts += [card_text(entry.name, entry.signature, entry.description), name_words(entry.name)]
-            metadatas += [{**base, "kind": _KIND_CARD}, {**base, "kind": _KIND_NAME}]
+            metadatas += [{**base, "kind": _KIND_CARD}, {"name": entry.name, "kind": _KIND_NAME}]
         with self._lock:
             self._store.delete(ids=ids)
             self._store.add_texts(texts=texts, metadatas=metadatas, ids=ids)
@@ -470,12 +481,13 @@ class ToolIndex:
             return []
         vector = self._embeddings.embed_query(corrected)
         dense: dict[str, float] = {}
-        found = self._store.similarity_search_by_vector_with_relevance_scores(
-            vector, k=min(2 * len(names), 2 * pool)
+        # The collection is queried directly (not through similarity_search) to skip fetching documents.
+        found = self._store._collection.query(
+            query_embeddings=[vector], n_results=min(2 * len(names), 2 * pool), include=["metadatas", "distances"]
         )
-        for document, distance in found:
-            name = document.metadata["name"]
-            dense[name] = max(dense.get(name, -1.0), 1.0 - distance)
+        for metadata, distance in zip(found["metadatas"][0], found["distances"][0], strict=True):
+            name = str(metadata["name"])
+            dense[name] = max(dense.get(name, -1.0), 1.0 - float(distance))
         lexical: dict[str, float] = {}
         tokens = lexical_tokens(corrected)
         if bm25 is not None and tokens:
