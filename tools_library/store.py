@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from filelock import FileLock, Timeout
+from pydantic import ValidationError
 
 from tools_library.models import (
     Provenance,
@@ -260,14 +261,17 @@ class ToolStore:
         meta = {k: v for k, v in meta.items() if k != "format" and k not in _NOT_IN_MANIFEST}
         is_current = number == state["active"]
         usage = self._usage_of(name).get(str(number), {})
-        return ToolManifest(
-            **meta,
-            code=code,
-            tests=tests,
-            status="active" if is_current and state["status"] == "active" else "retired",
-            current=is_current,
-            usage=UsageStats(**usage),
-        )
+        try:
+            return ToolManifest(
+                **meta,
+                code=code,
+                tests=tests,
+                status="active" if is_current and state["status"] == "active" else "retired",
+                current=is_current,
+                usage=UsageStats(**usage),
+            )
+        except ValidationError as exc:
+            raise CorruptToolError(f"The manifest of version {number} of tool {name!r} is invalid: {exc}") from exc
 
     def find_by_content(self, name: str, code: str, tests: str) -> int | None:
         """The version of `name` holding exactly this code and these tests, if any."""

@@ -166,6 +166,21 @@ def test_files_changed_on_disk_are_detected(store: ToolStore) -> None:
         store.read("add_numbers")
 
 
+def test_an_invalid_manifest_is_reported_as_corrupt_and_others_still_read(store: ToolStore) -> None:
+    store.add_version(make_draft("add_numbers"))
+    store.add_version(make_draft("other_tool"))
+    manifest_file = store.version_path("add_numbers", 1) / MANIFEST_FILE
+    meta = json.loads(manifest_file.read_text())
+    del meta["signature"]
+    manifest_file.write_text(json.dumps(meta))
+    with pytest.raises(CorruptToolError, match="manifest of version 1 of tool 'add_numbers' is invalid"):
+        store.read("add_numbers")
+    manifest_file.write_text("{not json")
+    with pytest.raises(CorruptToolError, match="unreadable"):
+        store.read("add_numbers")
+    assert store.read("other_tool").version == 1
+
+
 def test_diff_shows_code_tests_and_description(store: ToolStore) -> None:
     a, _ = store.add_version(make_draft("add_numbers", description="Add two numbers."))
     b, _ = store.add_version(make_draft("add_numbers", body="return b + a", description="Add two numbers, b first."))
