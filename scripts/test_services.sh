@@ -77,5 +77,15 @@ start_postgres() {
 
 start_postgres
 
+# --- Chromium (the UI's real-browser test) --------------------------------------------------------------
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium and chromium-driver with apt-get ..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
+  else
+    echo "chromium is missing: install chromium and chromium-driver, or the browser test is skipped." >&2
+  fi
+fi
+
 cp "$tmp_env" "$env_file"
 echo "test services ready ($env_file)"

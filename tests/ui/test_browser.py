@@ -1,0 +1,134 @@
+"""The app in a real browser: `streamlit run ui/app.py` on a free port, Debian's headless Chromium driven by
+Selenium through /usr/bin/chromedriver, a real run (real graph, sandbox, library; the scripted demo model)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ui.ui_helpers import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+RUN_TIMEOUT_S = 300
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--window-size=1280,1400",
+)  # fmt: skip
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in requirements-dev.txt")
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+    reason="Chromium is missing: apt-get install -y chromium chromium-driver (scripts/test_services.sh does it)",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit did not answer at {url} within {timeout_s} s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def app_url(tmp_path: Path, seeded_home: Path) -> Iterator[str]:
+    """`streamlit run ui/app.py` with a copy of the seeded data directory and the demo model; stopped by pid."""
+    home = tmp_path / "sea-home"
+    shutil.copytree(seeded_home, home)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEA_")}
+    env.update(SEA_HOME=str(home), SEA_MODEL="scripted:demo", STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    if "SEA_SANDBOX_IMAGE" in os.environ:
+        env["SEA_SANDBOX_IMAGE"] = os.environ["SEA_SANDBOX_IMAGE"]
+    log = tmp_path / "streamlit.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server, log)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and nothing else
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    """Headless Chromium with a new empty profile."""
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_asking_in_a_real_browser_shows_the_trace_and_the_answer(app_url: str, browser: object, tmp_path: Path
+                                                                 ) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    driver.get(app_url)  # type: ignore[attr-defined]
+    wait = WebDriverWait(driver, 90)
+    chat = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid='stChatInputTextArea']")))
+    wait.until(lambda d: "thread=" in d.current_url)  # the thread id is mirrored to the URL
+    chat.send_keys("What is 15 percent of 300?")
+    chat.send_keys(Keys.ENTER)
+
+    WebDriverWait(driver, RUN_TIMEOUT_S).until(
+        lambda d: "The result is 45" in d.find_element(By.CSS_SELECTOR, "[data-testid='stMainBlockContainer']").text
+    )
+    main = driver.find_element(By.CSS_SELECTOR, "[data-testid='stMainBlockContainer']")  # type: ignore[attr-defined]
+    shot = tmp_path / "answer.png"
+    assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    print(f"screenshot: {shot}")
+
+    text = main.text
+    for node in ("retrieve", "decide", "execute", "respond"):
+        assert f"{node} —" in text, text
+    assert "offline demo — scripted, not a real model" in text
+    assert "Traceback" not in text
+    sidebar = driver.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text  # type: ignore[attr-defined]
+    assert "Tool library" in sidebar and "calculate_percentage" in sidebar
