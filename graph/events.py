@@ -151,6 +151,15 @@ ViewEvent = Annotated[
 view_event_adapter: TypeAdapter[ViewEvent] = TypeAdapter(ViewEvent)
 
 
+# LangGraph's internal node names, as the views show them.
+_DISPLAY_NAMES = {"__default_error_handler__": "error_handler", "__start__": "start"}
+
+
+def display_node(name: str) -> str:
+    """A node's name for display (LangGraph's internal error-handler node becomes `error_handler`)."""
+    return _DISPLAY_NAMES.get(name, name)
+
+
 def map_chunk(chunk: Mapping[str, Any]) -> list[ViewEvent]:
     """The view events for one v2 stream chunk (`{"type", "ns", "data"}`); unknown chunk types give none."""
     kind = chunk.get("type")
@@ -173,7 +182,7 @@ def map_chunks(chunks: Iterable[Mapping[str, Any]]) -> list[ViewEvent]:
 
 
 def _map_task(data: Mapping[str, Any], ns: list[str]) -> list[ViewEvent]:
-    name = str(data.get("name", ""))
+    name = display_node(str(data.get("name", "")))
     if "input" in data and "result" not in data:
         return [NodeStarted(node=name, task_id=str(data.get("id", "")), ns=ns)]
     error = data.get("error")
@@ -196,6 +205,7 @@ def _map_updates(data: Mapping[str, Any], ns: list[str]) -> list[ViewEvent]:
                 )
             continue
         update_map: Mapping[str, Any] = update if isinstance(update, Mapping) else {}
+        node = display_node(str(node))
         events.append(
             NodeFinished(node=str(node), summary=summarize_update(str(node), update_map), keys=list(update_map), ns=ns)
         )

@@ -24,7 +24,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 from pydantic import TypeAdapter, ValidationError
 
-from graph.events import STREAM_MODES, ViewEvent, map_chunk, summarize_update
+from graph.events import STREAM_MODES, ViewEvent, display_node, map_chunk, summarize_update
 
 Durability = Literal["sync", "async", "exit"]
 
@@ -168,7 +168,7 @@ def _describe(snapshot: StateSnapshot, parent: StateSnapshot | None) -> tuple[st
         return "fork", "state edited: " + (summarize_update("fork", changed) if changed else "no change")
     if source == "fork":
         return "replay", "copy of an earlier checkpoint, replayed"
-    writers = [t.name for t in (parent.tasks if parent else ()) if t.name != "__start__"]
+    writers = [display_node(t.name) for t in (parent.tasks if parent else ()) if t.name != "__start__"]
     node = ",".join(writers) if writers else "start"
     if node == "start":
         request = changed.get("request") or (snapshot.values or {}).get("request")

@@ -54,7 +54,8 @@ needs_postgres = pytest.mark.skipif(
 # --- the saver factory -----------------------------------------------------------------------------------
 
 
-def test_sqlite_is_the_default_and_lives_in_sea_home(tmp_path: Path) -> None:
+def test_sqlite_is_the_default_and_lives_in_sea_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEA_CHECKPOINTER", raising=False)
     settings = Settings(home=tmp_path / "home")
     with open_checkpointer(settings) as saver:
         assert isinstance(saver, SqliteSaver)

@@ -128,3 +128,15 @@ def test_a_conversation_inspected_replayed_and_forked(sea_home: Path) -> None:
     after = _checkpoint_rows(run_cli(sea_home, "runs", "show", thread).stdout)
     assert [r["node"] for r in after].count("fork") == 1 and [r["node"] for r in after].count("replay") == 1
     _one_line_error(run_cli(sea_home, "runs", "resume", thread, *DEMO), "no unfinished run")
+
+
+@pytest.mark.docker
+def test_a_failed_run_is_told_plainly_with_exit_code_1(sea_home: Path) -> None:
+    result = run_cli(sea_home, "ask", "What's the weather in Paris?", *DEMO)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "only knows its three examples" in result.stdout  # the demo says what it can do, in the answer
+    assert "✗ decide: ScriptedModelError: The scripted demo model only knows" in result.stderr
+    assert "✓ error_handler: error: The decide step failed" in result.stderr
+    assert _started(result.stderr)[-1] == "respond"
+    assert _usage(result.stdout)[0] == 0
