@@ -98,6 +98,54 @@ def test_postgres_saver_is_set_up_on_a_real_server(tmp_path: Path) -> None:
             assert cur.fetchone()["t"] == "checkpoints"
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "memory", pytest.param("postgres", marks=needs_postgres)])
+def test_studio_checkpointer_yields_an_async_saver_on_the_same_storage(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What langgraph.json's checkpointer.path gives the server: an async saver scripts can read back."""
+    import asyncio
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    from graph.checkpointing import studio_checkpointer
+
+    class Toy(TypedDict, total=False):
+        request: str
+        answer: str
+
+    builder = StateGraph(Toy)
+    builder.add_node("respond", lambda state: {"answer": state["request"][::-1]})
+    builder.add_edge(START, "respond")
+    builder.add_edge("respond", END)
+    monkeypatch.setenv("SEA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEA_CHECKPOINTER", backend)
+    if backend == "postgres":
+        monkeypatch.setenv("SEA_POSTGRES_URI", str(POSTGRES_URI))
+    get_settings.cache_clear()
+    thread_id = f"studio-{uuid.uuid4().hex}"
+
+    async def run_as_the_server_does() -> tuple[str, dict[str, Any]]:
+        async with studio_checkpointer() as saver:
+            graph = builder.compile(checkpointer=saver)
+            config = {"configurable": {"thread_id": thread_id}}
+            await graph.ainvoke({"request": "abc"}, config)
+            return type(saver).__name__, dict((await graph.aget_state(config)).values)
+
+    try:
+        kind, values = asyncio.run(run_as_the_server_does())
+        assert values == {"request": "abc", "answer": "cba"}
+        assert kind == {"sqlite": "AsyncSqliteSaver", "memory": "InMemorySaver", "postgres": "AsyncPostgresSaver"}[
+            backend
+        ]
+        if backend != "memory":  # scripts open the same storage with the sync saver and see the thread
+            with open_checkpointer() as saver:
+                item = saver.get_tuple({"configurable": {"thread_id": thread_id}})
+                assert item is not None and item.checkpoint["channel_values"]["answer"] == "cba"
+    finally:
+        get_settings.cache_clear()
+
+
 # --- a real run on each backend --------------------------------------------------------------------------
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=needs_postgres)]
