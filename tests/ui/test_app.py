@@ -210,3 +210,32 @@ def test_a_stopped_run_can_be_resumed(demo_home: Path) -> None:
     assert nodes_of(at)[-2:] == ["execute", "respond"]
     assert "The result is 45" in texts(assistant_messages(at)[-1])
     assert not any("stopped before" in i.value for i in at.info)
+
+
+@pytest.fixture
+def no_docker_home(tmp_path: Path, seeded_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The demo with DOCKER_HOST pointing at a socket nobody listens on (a fault, injected by address)."""
+    import shutil
+
+    home = tmp_path / "sea-home"
+    shutil.copytree(seeded_home, home)
+    saved = point_at(home, SEA_MODEL="scripted:demo")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    get_sandbox().close()
+    try:
+        yield home
+    finally:
+        monkeypatch.undo()
+        restore(saved)
+        get_sandbox().close()
+
+
+def test_unreachable_docker_says_what_to_do(no_docker_home: Path) -> None:
+    at = new_app()
+    assert not at.exception
+    message = "\n".join(e.value for e in at.error)
+    assert "The Docker daemon is unreachable" in message and "start Docker" in message
+
+    ask(at, "What is 15 percent of 300?")
+    assert not at.exception
+    assert len(at.status) == 0

@@ -161,3 +161,41 @@ def test_lineage_follows_the_branch_that_ends_at_the_head() -> None:
     assert [r.checkpoint_id for r in view.lineage(rows, "d")] == ["a", "b", "c2", "d"]
     assert [r.checkpoint_id for r in view.lineage(rows, "c")] == ["a", "b", "c"]
     assert view.lineage(rows, "missing") == []
+
+
+def test_an_interrupted_run_is_shown_and_resumed_with_a_command() -> None:
+    # The agent's graph has no interrupt() yet; a small real LangGraph graph exercises the app's resume path.
+    from typing import TypedDict
+
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    class AskState(TypedDict, total=False):
+        request: str
+        answer: str
+
+    def ask_unit(state: AskState) -> dict[str, str]:
+        unit = interrupt({"question": "Which unit?"})
+        return {"answer": f"{state['request']} in {unit}"}
+
+    builder = StateGraph(AskState)
+    builder.add_node("ask_unit", ask_unit)
+    builder.add_edge(START, "ask_unit")
+    builder.add_edge("ask_unit", END)
+    small = builder.compile(checkpointer=InMemorySaver())
+    thread_id = str(uuid.uuid4())
+
+    turn = runner.run_turn(small, thread_id, {"request": "20 degrees"}, model=DEMO, request="20 degrees")
+    assert turn.interrupts == [{"question": "Which unit?"}]
+    assert view.answer_style(turn) == "interrupted"
+    status = runner.thread_status(small, thread_id)
+    assert status.interrupts == [{"question": "Which unit?"}] and status.next == ["ask_unit"]
+
+    resumed = runner.run_turn(
+        small, thread_id, runner.resume_command(runner.parse_resume_value("celsius")), model=DEMO, request="(resume)"
+    )
+    assert resumed.answer == "20 degrees in celsius"
+    assert view.answer_style(resumed) == "answer"
+    assert runner.thread_status(small, thread_id) == runner.ThreadStatus(interrupts=[], next=[])
+    assert runner.parse_resume_value('{"unit": "K"}') == {"unit": "K"}
