@@ -172,6 +172,14 @@ def _run(
     except KeyboardInterrupt:
         print(f"\nInterrupted; resume with: python -m graph runs resume {thread_id}", file=renderer.progress)
         return EXIT_INTERRUPTED
+    except CliError:
+        raise
+    except Exception as exc:
+        raise CliError(
+            f"{_one_line(exc)} (the run stopped at its last checkpoint; continue it with: "
+            f"python -m graph runs resume {thread_id})",
+            EXIT_FAILED,
+        ) from None
     renderer.finish(result.values, thread_id, result.next)
     return EXIT_FAILED if result.values.get("outcome") == "error" else EXIT_OK
 
