@@ -225,6 +225,12 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     def action() -> int:
         with _graph() as graph:
+            if args.thread and (pending := list(graph.get_state(thread_config(thread_id)).next)):
+                print(
+                    f"note: thread {thread_id} had an unfinished run (next: {', '.join(pending)}); this request "
+                    f"starts a new one (`runs resume {thread_id}` would have continued it)",
+                    file=err,
+                )
             return _run(graph, {"request": request}, thread_config(thread_id), context, renderer)
 
     return _errors_as_cli_errors(action)
