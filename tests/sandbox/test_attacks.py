@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import docker.errors
 import pytest
 
 from sandbox.models import CallResult, TestReport
@@ -474,7 +475,7 @@ ATTACKS: list[Attack] = [
             try:
                 for i in range(300000):
                     with open(f"{folder}/{i}", "wb") as handle:
-                        handle.write(b"x")
+                        handle.write(b"x" * 16384)  # 4 pages: a 64 MB scratch holds about 4000
                     made += 1
             except OSError:
                 pass
@@ -1048,13 +1049,17 @@ def test_host_process_killed_mid_job_is_cleaned_by_the_janitor(attack_sandbox, g
         label_filter = {"label": [f"{SANDBOX_LABEL}=1", f"{OWNER_PID_LABEL}={owner.pid}"]}
 
         def job_running() -> bool:
-            for found in client.containers.list(filters=label_filter):
-                found.reload()
-                if found.attrs.get("ExecIDs"):
+            # the job has started once pytest runs in the owner's container (its argv names test_tool.py)
+            for info in client.api.containers(filters=label_filter):
+                try:
+                    rows = client.api.top(info["Id"]).get("Processes") or []
+                except docker.errors.APIError:
+                    continue
+                if any("test_tool.py" in " ".join(map(str, row)) for row in rows):
                     return True
             return False
 
-        assert _wait_until(job_running, 60), "the owner never started its job"
+        assert _wait_until(job_running, 90), "the owner never started its job"
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait(10)
