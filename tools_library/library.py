@@ -19,7 +19,9 @@ from tools_library.store import (
     ToolNotFoundError,
     ToolRetiredError,
     ToolStore,
+    VersionCard,
     content_hash,
+    content_hash_of,
     diff_versions,
 )
 
@@ -132,11 +134,13 @@ def _normalise_annotation(node: ast.expr | None) -> str:
     return text.lower()
 
 
-def index_hash(manifest: ToolManifest) -> str:
+def index_hash(tool: ToolManifest | VersionCard) -> str:
     """What the index must agree with for a tool: its active version, card and content."""
-    text = "\n".join(
-        [str(manifest.version), manifest.signature, manifest.description, content_hash(manifest.code, manifest.tests)]
-    )
+    if isinstance(tool, ToolManifest):
+        content = content_hash(tool.code, tool.tests)
+    else:
+        content = content_hash_of(tool.code_sha256, tool.tests_sha256)
+    text = "\n".join([str(tool.version), tool.signature, tool.description, content])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -216,9 +220,16 @@ class ToolLibrary:
         """Make the index hold exactly the active version of every active tool; fix only what differs."""
         from tools_library.retrieval import IndexEntry
 
-        wanted: dict[str, ToolManifest] = {m.name: m for m in self.list_tools()}
+        wanted = {card.name: card for card in self.store.active_cards()}
         have = self.index.indexed()
-        stale = [m for name, m in wanted.items() if have.get(name) != index_hash(m)]
+        stale: list[ToolManifest] = []
+        for name, card in wanted.items():
+            if have.get(name) == index_hash(card):
+                continue
+            try:
+                stale.append(self.store.read(name, card.version))  # checks the files against their hashes
+            except ToolLibraryError as exc:
+                log.warning("Not indexing %s: %s", name, exc)
         extra = sorted(set(have) - set(wanted))
         if extra:
             self.index.delete(extra)
@@ -370,14 +381,18 @@ class ToolLibrary:
         # 0.994. So twins must also share parameter names, and names that are the same words in another
         # order (celsius_to_fahrenheit, fahrenheit_to_celsius) are never twins.
         wanted_params = parameter_names(draft.signature, draft.code, draft.name)
-        candidates = [
-            m
-            for m in self.list_tools()
-            if m.name != draft.name
-            and normalised_signature(m.signature, m.code, m.name) == wanted
-            and parameter_names(m.signature, m.code, m.name) == wanted_params
-            and not _reordered_names(m.name, draft.name)
-        ]
+        candidates = []
+        for card in self.store.active_cards():
+            if (
+                card.name != draft.name
+                and normalised_signature(card.signature) == wanted
+                and parameter_names(card.signature) == wanted_params
+                and not _reordered_names(card.name, draft.name)
+            ):
+                try:
+                    candidates.append(self.store.read(card.name, card.version))
+                except ToolLibraryError as exc:
+                    log.warning("Skipping %s in the twin check: %s", card.name, exc)
         if not candidates:
             return None, 0.0
         vectors = self.embeddings.embed_documents([draft.description] + [m.description for m in candidates])

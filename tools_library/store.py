@@ -30,6 +30,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,7 +93,25 @@ def sha256_text(text: str) -> str:
 
 def content_hash(code: str, tests: str) -> str:
     """The identity of a version's content: the same code and tests give the same hash."""
-    return hashlib.sha256(f"{sha256_text(code)}\n{sha256_text(tests)}".encode()).hexdigest()
+    return content_hash_of(sha256_text(code), sha256_text(tests))
+
+
+def content_hash_of(code_sha256: str, tests_sha256: str) -> str:
+    """`content_hash` from the two files' sha256 (as a manifest records them)."""
+    return hashlib.sha256(f"{code_sha256}\n{tests_sha256}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class VersionCard:
+    """What the index and the twin check need of a tool's active version, read from manifest.json alone."""
+
+    name: str
+    version: int
+    signature: str
+    description: str
+    code_sha256: str
+    tests_sha256: str
+    status: str
 
 
 def version_dir_name(version: int) -> str:
@@ -272,6 +291,31 @@ class ToolStore:
             )
         except ValidationError as exc:
             raise CorruptToolError(f"The manifest of version {number} of tool {name!r} is invalid: {exc}") from exc
+
+    def active_cards(self, include_retired: bool = False) -> list[VersionCard]:
+        """The card of every tool's active version, without reading code or tests (cheap for many tools)."""
+        cards = []
+        for name in self.names():
+            state = self.state(name)
+            if state["status"] == "retired" and not include_retired:
+                continue
+            meta = _read_json(self.version_path(name, state["active"]) / MANIFEST_FILE) or {}
+            prov = meta.get("provenance") or {}
+            try:
+                cards.append(
+                    VersionCard(
+                        name=name,
+                        version=state["active"],
+                        signature=str(meta["signature"]),
+                        description=str(meta["description"]),
+                        code_sha256=str(prov["code_sha256"]),
+                        tests_sha256=str(prov["tests_sha256"]),
+                        status=state["status"],
+                    )
+                )
+            except (KeyError, TypeError):
+                log.warning("Skipping tool %s: the manifest of its version %s is incomplete", name, state["active"])
+        return cards
 
     def find_by_content(self, name: str, code: str, tests: str) -> int | None:
         """The version of `name` holding exactly this code and these tests, if any."""

@@ -138,6 +138,18 @@ def test_retire_and_unretire(store: ToolStore) -> None:
     assert store.read("add_numbers").status == "active"
 
 
+def test_active_cards_follow_rollback_and_retirement(store: ToolStore) -> None:
+    store.add_version(make_draft("add_numbers", description="first"))
+    store.add_version(make_draft("add_numbers", body="return b + a", description="second"))
+    store.add_version(make_draft("other_tool"))
+    store.set_active("add_numbers", 1)
+    store.set_status("other_tool", "retired")
+    cards = store.active_cards()
+    assert [(c.name, c.version, c.description) for c in cards] == [("add_numbers", 1, "first")]
+    assert cards[0].code_sha256 == store.read("add_numbers").provenance.code_sha256
+    assert [c.name for c in store.active_cards(include_retired=True)] == ["add_numbers", "other_tool"]
+
+
 def test_unknown_tool(store: ToolStore) -> None:
     with pytest.raises(ToolNotFoundError, match="no tool named 'nothing_here'"):
         store.read("nothing_here")
