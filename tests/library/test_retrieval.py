@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -259,3 +264,53 @@ def test_benchmark_refuses_bad_input_in_one_sentence(tmp_path: Path, capsys: pyt
     assert capsys.readouterr().err.strip() == f"error: {tools} row 1 lacks description."
     assert bench_main(["--tools", str(tmp_path / "missing.jsonl"), "--queries", str(queries)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# -- a Chroma server instead of the embedded client ------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[int]:
+    """A real `chroma run` server on a free loopback port, stopped after the test."""
+    port = _free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    if not chroma.exists():
+        pytest.skip("the chroma command of the chromadb package is not installed")
+    log = (tmp_path / "chroma.log").open("wb")
+    server = subprocess.Popen(
+        [str(chroma), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"chroma run did not start: {(tmp_path / 'chroma.log').read_text()[-500:]}")
+                time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_index_uses_a_chroma_server_when_configured(
+    tmp_path: Path, chroma_server: int, minilm: MiniLMEmbeddings
+) -> None:
+    settings = Settings(home=tmp_path / "sea-home", chroma_host="127.0.0.1", chroma_port=chroma_server)
+    index = ToolIndex(settings, minilm)
+    index.upsert(ENTRIES)
+    assert not settings.index_dir.exists()  # nothing embedded on this machine's disk
+    assert index.search("Is 2024 a leap year?", k=1)[0].name == "is_leap_year"
+    second_client = ToolIndex(settings, minilm)
+    assert second_client.indexed() == index.indexed()
