@@ -323,7 +323,38 @@ def lineage(rows: list[CheckpointRow], head_id: str) -> list[CheckpointRow]:
     return chain
 
 
-def _code_items(row: CheckpointRow) -> list[Item]:
+def _report_items(report: Any, phase: str, node: str) -> list[Item]:
+    items: list[Item] = []
+    for test in (report or {}).get("tests") or () if isinstance(report, Mapping) else ():
+        if not isinstance(test, Mapping):
+            continue
+        result = ev.TestResult(
+            node=node,
+            phase=phase,
+            name=str(test.get("name", "")),
+            outcome=str(test.get("outcome", "")),
+            message=str(test.get("message") or ""),
+        )
+        line, ok = test_line(result)
+        items.append(Item(kind="test", text=line, ok=ok, title=phase))
+    return items
+
+
+def _items_from_values(row: CheckpointRow) -> list[Item]:
+    """What a checkpointed step showed, rebuilt from the state it wrote (code, test results, decision, call)."""
+    if row.node == "red_phase":
+        return _report_items(row.values.get("red_report"), "red", row.node)
+    if row.node == "verify":
+        return _report_items(row.values.get("verify_report"), "green", row.node)
+    if row.node == "execute" and isinstance(row.values.get("tool"), Mapping) and row.values["tool"].get("name"):
+        tool = row.values["tool"]
+        call = ev.ToolCall(
+            node="execute",
+            tool=str(tool["name"]),
+            version=tool.get("version"),
+            arguments=dict(row.values.get("arguments") or {}),
+        )
+        return [Item(kind="tool_call", text=tool_call_line(call))]
     if row.node == "write_tests" and row.values.get("tests"):
         return [Item(kind="code", text=str(row.values["tests"]), title=code_title("tests"))]
     if row.node in ("implement", "repair") and row.values.get("code"):
@@ -366,6 +397,6 @@ def turns_from_checkpoints(rows: list[CheckpointRow], head_id: str) -> list[Turn
         if row.node == "start":
             continue  # the input being applied, not a node's work
         state: StepState = "error" if row.node in ("__error__",) else "complete"
-        turn.steps.append(Step(node=row.node, state=state, summary=row.summary, items=_code_items(row)))
+        turn.steps.append(Step(node=row.node, state=state, summary=row.summary, items=_items_from_values(row)))
     close()
     return turns

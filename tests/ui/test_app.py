@@ -43,6 +43,11 @@ def texts(block: Any) -> str:
     return "\n".join(parts)
 
 
+def result_lines(text: str) -> list[str]:
+    """The test-result lines (✔/✘) of a block's text."""
+    return [line for line in text.splitlines() if line.startswith((":green[✔]", ":red[✘]"))]
+
+
 def assistant_messages(at: AppTest) -> list[Any]:
     return [m for m in at.chat_message if m.name == "assistant"]
 
@@ -95,6 +100,8 @@ def test_reverse_shows_red_and_green_phases_and_a_reload_reopens_the_thread(demo
     assert not reloaded.exception
     assert reloaded.session_state["thread_id"] == thread_id
     assert nodes_of(reloaded) == nodes
+    assert result_lines(texts(reloaded.status[nodes.index("red_phase")])) == result_lines(red)
+    assert result_lines(texts(reloaded.status[nodes.index("verify")])) == result_lines(green)
     assert [m.markdown[0].value for m in reloaded.chat_message if m.name == "user"] == [
         "Reverse the string 'hello world'"
     ]

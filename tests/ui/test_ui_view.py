@@ -96,6 +96,9 @@ def test_synthesis_run_shows_red_and_green_results_and_live_labels(graph: Any) -
 
     loaded = runner.load_turns(graph, thread_id)
     assert [s.node for s in loaded[0].steps] == nodes
+    for node, shown in (("red_phase", red_tests), ("verify", green_tests)):
+        rebuilt = [i for i in loaded[0].steps[nodes.index(node)].items if i.kind == "test"]
+        assert [(i.text, i.ok) for i in rebuilt] == [(i.text, i.ok) for i in shown]
     loaded_codes = [i.text for s in loaded[0].steps for i in s.items if i.kind == "code"]
     assert codes[view.code_title("tests")] in loaded_codes
     assert "dlrow olleh" in loaded[0].answer
