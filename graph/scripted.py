@@ -231,7 +231,9 @@ class DemoChatModel(ScriptedChatModel):
         return "scripted-demo"
 
     def _next_response(self, messages: list[BaseMessage], kind: str) -> Any:
-        self.calls.append(ScriptedCall(kind=kind, messages=list(messages)))
+        with self._lock:
+            self.calls.append(ScriptedCall(kind=kind, messages=list(messages)))
+            del self.calls[:-50]  # the demo lives as long as the process: keep only recent calls
         text = _text_of(messages)
         match = _REQUEST_LINE.search(text)
         request = match.group(1).strip() if match else ""

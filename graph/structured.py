@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from graph.progress import emit
 from graph.state import Usage, empty_usage
@@ -40,7 +40,11 @@ _TRANSIENT_NAMES = frozenset(
 
 
 class StructuredOutputError(RuntimeError):
-    """The model's output stayed malformed after every allowed retry."""
+    """The model's output stayed malformed after every allowed retry; `problems` are the last ones found."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 def is_transient_api_error(exc: BaseException) -> bool:
@@ -97,7 +101,7 @@ def call_structured(
             output = {}
         parsed, error = output.get("parsed"), output.get("parsing_error")
         if error is not None:
-            problems = [f"The output did not match the {schema.__name__} schema: {_short(error)}"]
+            problems = _error_lines(error, schema.__name__)
         elif parsed is None:
             problems = [f"No {schema.__name__} was returned: answer by calling the {schema.__name__} tool."]
         else:
@@ -114,7 +118,9 @@ def call_structured(
             ),
         ]
     raise StructuredOutputError(
-        f"The model's {schema.__name__} output was still invalid after {retries + 1} attempts: " + "; ".join(problems)
+        f"The model's {schema.__name__} output was still invalid after {retries + 1} attempts: "
+        + "; ".join(problems),
+        problems,
     )
 
 
@@ -125,6 +131,15 @@ def call_text(model: BaseChatModel, messages: Sequence[BaseMessage], *, usage: U
     emit("llm", **current)
     content = message.content if isinstance(message.content, str) else json.dumps(message.content)
     return content.strip(), current
+
+
+def _error_lines(error: BaseException, schema_name: str) -> list[str]:
+    """One line per validation error (`field: message`), or the parser's message."""
+    if isinstance(error, ValidationError):
+        return [
+            f"{'.'.join(str(p) for p in err['loc']) or schema_name}: {err['msg']}" for err in error.errors()
+        ]
+    return [f"The output did not match the {schema_name} schema: {_short(error)}"]
 
 
 def _short(error: BaseException) -> str:

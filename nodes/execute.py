@@ -33,7 +33,8 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             check=lambda args: argument_problems(schema, args.model_dump(exclude_unset=True)),
         )
     except StructuredOutputError as exc:
-        message = f"The request doesn't give valid arguments for {tool['signature']}: " + str(exc).split(": ", 1)[-1]
+        problems = "; ".join(exc.problems or [str(exc)])
+        message = f"The request doesn't give valid arguments for {tool['signature']}: {problems}."
         return {"outcome": "bad_arguments", "failure": message, "arguments": {}}
     arguments = validated_arguments(schema, extracted.model_dump(exclude_unset=True))
     emit("tool_call", tool=tool["name"], version=tool["version"], arguments=arguments)

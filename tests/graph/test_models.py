@@ -163,9 +163,10 @@ def test_a_check_failure_is_fed_back_like_a_schema_error() -> None:
 
 def test_malformed_output_exhausted_raises_a_clear_error() -> None:
     model = ScriptedChatModel(responses=["no tool call at all", tool_call("ToolChoice", {})])
-    with pytest.raises(StructuredOutputError, match="still invalid after 2 attempts"):
+    with pytest.raises(StructuredOutputError, match="still invalid after 2 attempts") as info:
         call_structured(model, ToolChoice, [HumanMessage("pick")], usage=None, retries=1)
     assert len(model.calls) == 2
+    assert info.value.problems == ["choice: Field required", "reason: Field required"]
 
 
 def test_usage_adds_up() -> None:
