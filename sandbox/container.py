@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ IDLE_COMMAND = ["infinity"]
 SHM_BYTES = 8 * 1024 * 1024
 # The runner's own answer can exceed the output caps (JSON escaping, messages); this only guards host memory.
 HOST_READ_CAP = 64 * 1024 * 1024
+STDERR_CAP = 64 * 1024
 
 DOCKER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
@@ -146,22 +148,54 @@ class ContainerSpec:
 
 
 def start_container(
-    api: docker.APIClient,
-    spec: ContainerSpec,
-    main_command: list[str] | None = None,
-    ready_marker: bytes | None = None,
-    ready_timeout_s: float = 60.0,
+    api: docker.APIClient, spec: ContainerSpec, main_command: list[str] | None = None
 ) -> str:
-    """Create and start one hardened container running `main_command` (default: `sleep infinity`) as its
-    idle process under the init; returns its id. With `ready_marker`, also wait until the main process
-    prints it on stdout (the zygote does once its imports are done). Removes the container if anything fails."""
+    """Create and start one hardened container running `main_command` (default: `sleep infinity`) under the
+    init; returns its id. Removes the container again if the start fails."""
+    container_id = _create(api, spec, main_command or [*IDLE_ENTRYPOINT, *IDLE_COMMAND], stdin_open=False)
+    try:
+        api.start(container_id)
+    except BaseException as exc:
+        remove_container(api, container_id)
+        raise _start_error(exc) from None
+    return container_id
+
+
+def start_attached(
+    api: docker.APIClient, spec: ContainerSpec, main_command: list[str], ready_line: bytes, ready_timeout_s: float
+) -> AttachedContainer:
+    """Start a hardened container whose main process (the runner) talks to us over its attached stdin and
+    stdout, and wait until it prints `ready_line`. Attaching happens before the start, so no output is
+    lost; afterwards a job needs no Docker API call at all. Removes the container if anything fails."""
+    container_id = _create(api, spec, main_command, stdin_open=True)
+    attached: AttachedContainer | None = None
+    try:
+        handle = api.attach_socket(container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        attached = AttachedContainer(container_id, handle)
+        api.start(container_id)
+        line = attached.read_line(time.monotonic() + ready_timeout_s)
+        if line is None:
+            raise SandboxError(
+                f"A sandbox container did not become ready within {ready_timeout_s:g} s"
+                + (f": {attached.stderr_text()[-300:]}" if attached.stderr else ".")
+            )
+        if line != ready_line:
+            raise SandboxError(f"A sandbox container started with unexpected output: {line[:200]!r}.")
+    except BaseException as exc:
+        if attached is not None:
+            attached.close()
+        remove_container(api, container_id)
+        raise _start_error(exc) from None
+    return attached
+
+
+def _create(api: docker.APIClient, spec: ContainerSpec, command: list[str], *, stdin_open: bool) -> str:
     name = f"{NAME_PREFIX}{uuid.uuid4().hex}"
-    entrypoint, command = (main_command, []) if main_command else (IDLE_ENTRYPOINT, IDLE_COMMAND)
     try:
         created = api.create_container(
             image=spec.image,
-            entrypoint=entrypoint,
-            command=command,
+            entrypoint=command[:1],
+            command=command[1:],
             name=name,
             user=SANDBOX_USER,
             working_dir=SANDBOX_WORKDIR,
@@ -169,6 +203,8 @@ def start_container(
             labels=spec.labels,
             environment={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
             network_disabled=True,
+            stdin_open=stdin_open,
+            tty=False,
             host_config=spec.host_config(api),
             detach=True,
         )
@@ -178,47 +214,100 @@ def start_container(
         raise SandboxError(f"Docker could not create a sandbox container: {exc.explanation}") from None
     except DOCKER_ERRORS as exc:
         raise daemon_unreachable(type(exc).__name__) from None
-    container_id = str(created["Id"])
-    try:
-        stdout = None
-        if ready_marker:
-            stdout = api.attach_socket(container_id, params={"stdout": 1, "stream": 1})
-        api.start(container_id)
-        if stdout is not None:
-            _wait_for_marker(stdout, ready_marker or b"", ready_timeout_s)
-    except BaseException as exc:
-        remove_container(api, container_id)
-        if isinstance(exc, docker.errors.APIError):
-            raise SandboxError(f"Docker could not start a sandbox container: {exc.explanation}") from None
-        if isinstance(exc, DOCKER_ERRORS):
-            raise daemon_unreachable(type(exc).__name__) from None
-        raise
-    return container_id
+    return str(created["Id"])
 
 
-def _wait_for_marker(handle: Any, marker: bytes, timeout_s: float) -> None:
-    """Read a container's attached stdout until `marker` appears; SandboxError on EOF or timeout."""
-    sock: socket.socket = getattr(handle, "_sock", handle)
-    deadline = time.monotonic() + timeout_s
-    seen = b""
-    try:
-        while marker not in seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise SandboxError(f"A sandbox container was not ready within {timeout_s:g} s.")
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(4096)
-            except TimeoutError:
-                raise SandboxError(f"A sandbox container was not ready within {timeout_s:g} s.") from None
-            if not chunk:
-                raise SandboxError("A sandbox container's main process exited while starting.")
-            seen = (seen + chunk)[-4096:]  # stream headers and all: the marker is plain ASCII inside
-    finally:
+def _start_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, SandboxError):
+        return exc
+    if isinstance(exc, docker.errors.APIError):
+        return SandboxError(f"Docker could not start a sandbox container: {exc.explanation}")
+    if isinstance(exc, DOCKER_ERRORS):
+        return daemon_unreachable(type(exc).__name__)
+    return exc
+
+
+class AttachedContainer:
+    """A started container and the hijacked connection to its main process's stdin, stdout and stderr.
+
+    Docker multiplexes stdout and stderr on the connection (an 8-byte header per frame: stream id, three
+    zero bytes, big-endian size). stdout is kept for whole lines; stderr only up to a cap, for diagnostics.
+    """
+
+    def __init__(self, container_id: str, handle: Any) -> None:
+        self.id = container_id
+        self._handle = handle
+        self._sock: socket.socket = getattr(handle, "_sock", handle)
+        self._pending = bytearray()
+        self._partial = bytearray()  # the stdout line being received
+        self._lines: deque[bytes] = deque()
+        self.stderr = bytearray()
+        self.truncated = False
+        self.eof = False
+
+    def send(self, data: bytes, deadline: float) -> None:
+        """Write to the main process's stdin; OSError if the connection broke."""
+        self._sock.settimeout(max(0.001, deadline - time.monotonic()))
+        self._sock.sendall(data)
+
+    def read_line(self, deadline: float) -> bytes | None:
+        """The next whole stdout line (without its newline); None at EOF or when the deadline passes."""
+        while not self._lines:
+            if self.eof or not self._pump(deadline):
+                return None
+        return self._lines.popleft()
+
+    def _pump(self, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self._sock.settimeout(remaining)
+        try:
+            chunk = self._sock.recv(262144)
+        except TimeoutError:
+            return False
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self._pending += chunk
+        while len(self._pending) >= 8:
+            size = int.from_bytes(self._pending[4:8], "big")
+            if len(self._pending) < 8 + size:
+                break
+            stream_id = self._pending[0]
+            data = bytes(self._pending[8 : 8 + size])
+            del self._pending[: 8 + size]
+            if stream_id == 1:
+                self._take_stdout(data)
+            elif stream_id == 2:
+                room = STDERR_CAP - len(self.stderr)
+                self.truncated |= room < len(data)
+                self.stderr += data[: max(0, room)]
+        return True
+
+    def _take_stdout(self, data: bytes) -> None:
+        *complete, rest = data.split(b"\n")
+        for piece in complete:
+            self._partial += piece
+            self._lines.append(bytes(self._partial))
+            self._partial.clear()
+        self._partial += rest
+        if len(self._partial) > HOST_READ_CAP:  # a line this long is nobody's envelope: drop it
+            self._partial.clear()
+            self.truncated = True
+
+    def stderr_text(self) -> str:
+        """What the main process wrote to stderr, as text."""
+        return bytes(self.stderr).decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        """Drop the connection (the container itself is removed separately)."""
         with contextlib.suppress(OSError):
-            handle.close()
+            self._handle.close()
         with contextlib.suppress(OSError):
-            sock.close()
+            self._sock.close()
 
 
 def remove_container(api: docker.APIClient, container_id: str) -> bool:
@@ -279,82 +368,3 @@ def janitor(api: docker.APIClient, *, include_live: bool = False) -> int:
         if (include_live or not owner_alive(labels)) and remove_container(api, info["Id"]):
             removed += 1
     return removed
-
-
-@dataclass
-class ExecOutcome:
-    """What came back from one exec: its (capped) stdout and stderr, and whether the wall clock ran out."""
-
-    exec_id: str
-    stdout: bytes = b""
-    stderr: bytes = b""
-    timed_out: bool = False
-    truncated: bool = False
-    elapsed_s: float = 0.0
-
-
-def exec_with_stdin(
-    api: docker.APIClient,
-    container_id: str,
-    command: list[str],
-    payload: bytes,
-    timeout_s: float,
-    environment: dict[str, str] | None = None,
-) -> ExecOutcome:
-    """Run `command` in the container with `payload` on its stdin, reading its output until it ends or the
-    wall clock runs out (docker-py's exec has no timeout of its own; the caller kills the container then)."""
-    started = time.monotonic()
-    deadline = started + timeout_s
-    exec_id = str(
-        api.exec_create(
-            container_id, command, stdin=True, stdout=True, stderr=True, tty=False,
-            user=SANDBOX_USER, workdir=SANDBOX_WORKDIR, environment=environment or {},
-        )["Id"]
-    )
-    outcome = ExecOutcome(exec_id=exec_id)
-    handle = api.exec_start(exec_id, socket=True)
-    sock: socket.socket = getattr(handle, "_sock", handle)
-    streams = {1: bytearray(), 2: bytearray()}
-    pending = bytearray()
-    try:
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)  # EOF on the runner's stdin
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                outcome.timed_out = True
-                break
-            sock.settimeout(remaining)
-            chunk = sock.recv(262144)
-            if not chunk:
-                break
-            pending += chunk
-            # Docker's multiplexed stream: 8-byte header (stream id, 3 zero bytes, big-endian size), then data
-            while len(pending) >= 8:
-                size = int.from_bytes(pending[4:8], "big")
-                if len(pending) < 8 + size:
-                    break
-                stream_id = pending[0]
-                data = pending[8 : 8 + size]
-                del pending[: 8 + size]
-                target = streams.get(stream_id)
-                if target is None:
-                    continue
-                room = HOST_READ_CAP - len(target)
-                if room < len(data):
-                    outcome.truncated = True
-                target += data[: max(0, room)]
-    except TimeoutError:
-        outcome.timed_out = True
-    except OSError as exc:
-        raise SandboxError(f"The connection to the sandbox broke during the job: {exc}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            handle.close()
-        with contextlib.suppress(OSError):
-            sock.close()
-    outcome.stdout = bytes(streams[1])
-    outcome.stderr = bytes(streams[2])
-    outcome.elapsed_s = time.monotonic() - started
-    return outcome

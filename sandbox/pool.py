@@ -13,22 +13,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from sandbox.errors import SandboxError, SandboxUnavailableError, pool_exhausted
 
 MAX_BACKOFF_S = 5.0
+Item = TypeVar("Item")
 
 
-class WarmPool:
-    """A thread-safe pool of ready, never-used container ids."""
+class WarmPool(Generic[Item]):
+    """A thread-safe pool of ready, never-used containers (whatever `start` returns, e.g. an id)."""
 
     def __init__(
         self,
-        start: Callable[[], str],
-        remove: Callable[[str], object],
+        start: Callable[[], Item],
+        remove: Callable[[Item], object],
         size: int,
         acquire_timeout_s: float = 30.0,
-        parallel_starts: int = 2,
+        parallel_starts: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a warm pool needs size >= 1")
@@ -36,7 +38,7 @@ class WarmPool:
         self._remove = remove
         self.size = size
         self.acquire_timeout_s = acquire_timeout_s
-        self._ready: deque[str] = deque()
+        self._ready: deque[Item] = deque()
         self._starting = 0
         self._waiting = 0
         self._closed = False
@@ -44,20 +46,20 @@ class WarmPool:
         self._backoff_until = 0.0
         self._last_error: SandboxError | None = None
         self._cond = threading.Condition()
-        self._removals: queue.Queue[str | None] = queue.Queue()
+        self._removals: queue.Queue[Item | None] = queue.Queue()
         self.started_total = 0
         self.removed_total = 0
         self._starters = [
             threading.Thread(target=self._fill, name=f"sea-pool-start-{i}", daemon=True)
-            for i in range(max(1, min(parallel_starts, size + 1)))
+            for i in range(parallel_starts or min(4, size + 2))
         ]
         self._remover = threading.Thread(target=self._remove_loop, name="sea-pool-remove", daemon=True)
         for thread in [*self._starters, self._remover]:
             thread.start()
 
     # -- public -------------------------------------------------------------------------------------------
-    def acquire(self, timeout_s: float | None = None) -> str:
-        """A fresh container id for one job; waits at most `timeout_s`, then raises (pool exhausted)."""
+    def acquire(self, timeout_s: float | None = None) -> Item:
+        """A fresh container for one job; waits at most `timeout_s`, then raises (pool exhausted)."""
         limit = self.acquire_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
         with self._cond:
@@ -79,7 +81,7 @@ class WarmPool:
                 self._waiting -= 1
                 self._cond.notify_all()
 
-    def discard(self, container_id: str) -> None:
+    def discard(self, container_id: Item) -> None:
         """Hand a used container to the background remover; the pool refills on its own."""
         self._removals.put(container_id)
 

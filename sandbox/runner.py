@@ -1,11 +1,13 @@
 """The in-container runner: the only trusted program inside a sandbox container.
 
-The host sends this file's source with every job (`python3 -I -S -B -c <source>`), so the image never has
-to contain it. The job arrives as one JSON object on stdin; the runner answers with exactly one line on its
-stdout, `<nonce> <json>`, where the nonce is the one the host put in the job. The untrusted code (pytest and
-the tests, or the tool for a call) runs in a child process whose stdout and stderr are capped pipes and which
-never sees the nonce or the runner's stdout. The runner makes itself non-dumpable first, so a same-uid child
-cannot read its memory or file descriptors through /proc or ptrace.
+The host starts every container with this file's source as its main process (`python3 -I -B -c <source>
+serve [--zygote]`), so the image never has to contain it, and talks to it over the attached stdin and
+stdout. The runner makes itself non-dumpable, optionally forks a zygote that imports pytest ahead of need,
+prints a ready line, then reads one job (a length line, then JSON) and answers with exactly one line,
+`<nonce> <json>`, where the nonce is the one the host put in the job. The untrusted code (pytest and the
+tests, or the tool for a call) runs in a child process whose stdout and stderr are capped pipes and which
+never sees the nonce or the runner's stdout: non-dumpable, the runner cannot be read or written through
+/proc or ptrace by a same-uid child.
 
 Standard library only; Python 3.11 (the image's /usr/bin/python3).
 """
@@ -29,75 +31,116 @@ SANDBOX_ROOT = "/sandbox"
 CHANNEL_CAP = 8 * 1024 * 1024
 MESSAGE_CHARS = 2000
 EXIT_GRACE_S = 0.3
-ZYGOTE_SOCKET = "/tmp/.sea-zygote"
 ZYGOTE_CHANNEL_FD = 3
-ZYGOTE_WAIT_S = 10.0
-ZYGOTE_READY = "sea-zygote-ready"
+ZYGOTE_READY_TIMEOUT_S = 300.0
+READY_LINE = b"sea-runner-ready"
+MAX_JOB_BYTES = 64 * 1024 * 1024
 
-# Runs in the pytest child: streams one JSON line per collection error, collected set, test phase and the
-# session's end over the fd named in SEA_REPORT_FD (popped from the environment before any test code runs).
+# Runs in the pytest child: streams one signed JSON line per collection error, collected set, test phase and
+# the session's end over a pipe. The pipe's fd (popped from the environment) is moved to a random high
+# number and the HMAC key arrives on stdin, both before any test code runs and both kept only in a closure,
+# so test code that writes blindly to every pipe cannot forge a record. The reporter also refuses pytest
+# internals that were patched, and plugins that were not ours, to stop tests that rewrite their own reports.
 TESTS_BOOTSTRAP = r"""
-import json, os, sys
-_fd = int(os.environ.pop("SEA_REPORT_FD"))
-_chan = os.fdopen(_fd, "w", encoding="utf-8")
+import sys
 
 
-def _send(record):
-    try:
-        _chan.write(json.dumps(record) + "\n")
-        _chan.flush()
-    except Exception:
-        pass
+def _make_reporter():
+    import hashlib, hmac, json, os, random
+    import _pytest.python, _pytest.reports, _pytest.runner
 
+    key = os.read(0, 64)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    fd = int(os.environ.pop("SEA_REPORT_FD"))
+    import fcntl
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, random.randint(96, 200))
+    os.close(fd)
+    guarded = [
+        (_pytest.reports.TestReport, "__init__"), (_pytest.reports.TestReport, "from_item_and_call"),
+        (_pytest.reports.BaseReport, "passed"), (_pytest.reports.BaseReport, "failed"),
+        (_pytest.runner, "call_and_report"), (_pytest.runner, "runtestprotocol"),
+        (_pytest.runner, "call_runtest_hook"), (_pytest.runner, "pytest_runtest_makereport"),
+        (_pytest.runner.CallInfo, "from_call"), (_pytest.python.Function, "runtest"),
+        (_pytest.python, "pytest_pyfunc_call"),
+    ]
+    snapshot = [(owner, name, vars(owner).get(name)) for owner, name in guarded]
 
-def _trim(text, limit=__LIMIT__):
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    head = limit // 4
-    return text[:head] + "\n[... trimmed ...]\n" + text[-(limit - head):]
+    def send(record):
+        data = json.dumps(record).encode("utf-8", "replace")
+        mac = hmac.new(key, data, hashlib.sha256).hexdigest().encode()
+        try:
+            os.write(high, mac + b" " + data + b"\n")
+        except OSError:
+            pass
 
+    def trim(text, limit=__LIMIT__):
+        text = str(text)
+        if len(text) <= limit:
+            return text
+        head = limit // 4
+        return text[:head] + "\n[... trimmed ...]\n" + text[-(limit - head):]
 
-def _module_of(plugin):
-    if type(plugin).__name__ == "module":
-        return str(plugin.__name__)
-    return str(getattr(plugin, "__module__", None) or type(plugin).__module__)
+    def module_of(plugin):
+        if type(plugin).__name__ == "module":
+            return str(plugin.__name__)
+        return str(getattr(plugin, "__module__", None) or type(plugin).__module__)
 
-
-class _SeaReporter:
-    def pytest_collectreport(self, report):
-        if report.failed:
-            _send({"kind": "collect_error", "nodeid": report.nodeid, "message": _trim(report.longreprtext)})
-
-    def pytest_collection_finish(self, session):
-        foreign = sorted(
+    def foreign_plugins(config):
+        return sorted(
             str(name)
-            for name, plugin in session.config.pluginmanager.list_name_plugin()
-            if plugin is not None and not _module_of(plugin).startswith(("_pytest", "pytest", "__main__"))
+            for name, plugin in config.pluginmanager.list_name_plugin()
+            if plugin is not None and not module_of(plugin).startswith(("_pytest", "pytest", "__main__"))
         )
-        _send({"kind": "collected", "items": [item.nodeid for item in session.items], "plugins": foreign})
 
-    def pytest_runtest_logreport(self, report):
-        message = ""
-        if report.failed:
-            message = report.longreprtext
-        elif report.skipped:
-            longrepr = report.longrepr
-            message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
-            if hasattr(report, "wasxfail"):
-                message = "xfail: " + str(report.wasxfail or message)
-        _send({
-            "kind": "phase", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
-            "message": _trim(message), "duration": float(report.duration),
-        })
+    def check(config):
+        patched = [f"{getattr(o, '__name__', o)}.{n}" for o, n, v in snapshot if vars(o).get(n) is not v]
+        if patched:
+            send({"kind": "tampered", "what": "patched pytest internals: " + ", ".join(patched)})
+        plugins = foreign_plugins(config)
+        if plugins:
+            send({"kind": "tampered", "what": "registered pytest plugins: " + ", ".join(plugins)})
 
-    def pytest_sessionfinish(self, session, exitstatus):
-        _send({"kind": "finished", "exitstatus": int(exitstatus)})
+    class SeaReporter:
+        def pytest_collectreport(self, report):
+            if report.failed:
+                send({"kind": "collect_error", "nodeid": report.nodeid, "message": trim(report.longreprtext)})
+
+        def pytest_collection_finish(self, session):
+            check(session.config)
+            send({"kind": "collected", "items": [item.nodeid for item in session.items],
+                  "plugins": foreign_plugins(session.config)})
+
+        def pytest_runtest_logreport(self, report):
+            check(report_config[0])
+            message = ""
+            if report.failed:
+                message = report.longreprtext
+            elif report.skipped:
+                longrepr = report.longrepr
+                message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+                if hasattr(report, "wasxfail"):
+                    message = "xfail: " + str(report.wasxfail or message)
+            send({
+                "kind": "phase", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
+                "message": trim(message), "duration": float(report.duration),
+            })
+
+        def pytest_configure(self, config):
+            report_config[0] = config
+
+        def pytest_sessionfinish(self, session, exitstatus):
+            check(session.config)
+            send({"kind": "finished", "exitstatus": int(exitstatus)})
+
+    report_config = [None]
+    return SeaReporter()
 
 
 import pytest
 
-sys.exit(pytest.main(sys.argv[1:], plugins=[_SeaReporter()]))
+sys.exit(pytest.main(sys.argv[1:], plugins=[_make_reporter()]))
 """.replace("__LIMIT__", str(MESSAGE_CHARS))
 
 # Runs in the call child: imports tool.py, calls the function with the JSON kwargs and writes one JSON
@@ -111,7 +154,7 @@ job_dir, function_name, kwargs_path, limit = sys.argv[1], sys.argv[2], sys.argv[
 
 def _finish(record):
     try:
-        _chan.write((record if isinstance(record, str) else json.dumps(record)).encode("utf-8"))
+        _chan.write(record if isinstance(record, bytes) else json.dumps(record).encode("utf-8", "replace"))
         _chan.close()
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -159,10 +202,10 @@ try:
 except BaseException as exc:
     _error(type(exc).__name__, str(exc) or repr(exc), _traceback(exc))
 try:
-    data = json.dumps({"ok": True, "result": result}, allow_nan=False)
-except BaseException as exc:
+    data = json.dumps({"ok": True, "result": result}, allow_nan=False, ensure_ascii=False).encode("utf-8")
+except BaseException as exc:  # including strings that are not valid Unicode (lone surrogates)
     _error("ResultNotJSON", "the result (a %s) is not JSON-serialisable: %s" % (type(result).__name__, exc))
-if len(data.encode("utf-8")) > limit:
+if len(data) > limit:
     _error("ResultTooLarge", "the JSON result is %d bytes, over the %d-byte limit" % (len(data), limit))
 _finish(data)
 """.replace("__LIMIT__", str(MESSAGE_CHARS))
@@ -261,15 +304,15 @@ class PopenChild:
 
     wakeup_fd: int | None = None
 
-    def __init__(self, code: str, args: list[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int],
+    def __init__(self, code: str, args: list[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int, int],
                  channel_env: str) -> None:
         import subprocess
 
-        out_w, err_w, chan_w = fds
+        out_w, err_w, chan_w, stdin_r = fds
         self._subprocess = subprocess
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-B", "-c", code, *args], cwd=cwd, env=dict(env, **{channel_env: str(chan_w)}),
-            stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=(chan_w,), start_new_session=True,
+            stdin=stdin_r, stdout=out_w, stderr=err_w, pass_fds=(chan_w,), start_new_session=True,
             close_fds=True,
         )
         self.pid = self.proc.pid
@@ -292,7 +335,7 @@ class ZygoteChild:
     """
 
     def __init__(self, conn: socket.socket, code: str, args: list[str], env: dict[str, str], cwd: str,
-                 fds: tuple[int, int, int], channel_env: str) -> None:
+                 fds: tuple[int, int, int, int], channel_env: str) -> None:
         self.conn = conn
         self.returncode: int | None = None
         request = {"code": code, "args": args, "env": dict(env, **{channel_env: str(ZYGOTE_CHANNEL_FD)}),
@@ -330,24 +373,9 @@ class ZygoteChild:
         return self.returncode
 
 
-def connect_zygote(wait_s: float) -> socket.socket | None:
-    """The zygote's one connection, waiting up to `wait_s` for it to finish its imports; None if absent."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            conn.connect(ZYGOTE_SOCKET)
-            return conn
-        except OSError:
-            conn.close()
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.01)
-
-
 def run_child(
     code: str, args: list[str], env: dict[str, str], cwd: str, channel_env: str, timeout_s: float,
-    output_cap: int, channel_cap: int, zygote: socket.socket | None,
+    output_cap: int, channel_cap: int, zygote: socket.socket | None, stdin_data: bytes = b"",
 ) -> ChildRun:
     """Run the untrusted child with capped pipes and a wall clock; kill its process group at the deadline."""
     run = ChildRun()
@@ -357,7 +385,10 @@ def run_child(
     oom_before = oom_kill_count()
     fail_before = memory_failcnt()
     started = time.monotonic()
-    fds = (out_w, err_w, chan_w)
+    stdin_r, stdin_w = os.pipe()
+    os.write(stdin_w, stdin_data)  # a few bytes: they fit in the pipe's buffer
+    os.close(stdin_w)
+    fds = (out_w, err_w, chan_w, stdin_r)
     try:
         if zygote is not None:
             child: PopenChild | ZygoteChild = ZygoteChild(zygote, code, args, env, cwd, fds, channel_env)
@@ -491,34 +522,48 @@ def run_tests(job: dict, job_dir: str, private_dir: str, zygote: socket.socket |
         "-p", "no:junitxml",
     ]
     env = child_env({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": ""})
+    key = os.urandom(32)  # signs the reporter's records; reaches the child on its stdin only
     run = run_child(
         TESTS_BOOTSTRAP, args, env, job_dir, "SEA_REPORT_FD", timeout_s, int(job["output_bytes"]), CHANNEL_CAP,
-        zygote,
+        zygote, stdin_data=key,
     )
     report["stdout"] = decode(run.stdout, run.stdout_truncated)
     report["stderr"] = decode(run.stderr, run.stderr_truncated)
-    report.update(judge_tests(run, expected, timeout_s, int(job.get("memory_mb", 0))))
+    report.update(judge_tests(run, expected, timeout_s, int(job.get("memory_mb", 0)), key))
     return report
 
 
-def parse_records(channel: bytes | bytearray) -> list[dict]:
-    """The reporter's JSON lines; a torn last line (a killed child) is dropped."""
+def parse_records(channel: bytes | bytearray, key: bytes | None) -> tuple[list[dict], int]:
+    """The reporter's JSON lines whose HMAC checks out, and how many lines did not (forgeries, or a line
+    torn by a kill)."""
+    import hashlib
+    import hmac
+
     records = []
+    rejected = 0
     for line in bytes(channel).split(b"\n"):
         if not line.strip():
             continue
+        mac, _, data = line.partition(b" ")
+        if key is not None:
+            expected = hmac.new(key, data, hashlib.sha256).hexdigest().encode()
+            if not hmac.compare_digest(mac, expected):
+                rejected += 1
+                continue
         try:
-            record = json.loads(line)
+            record = json.loads(data)
         except ValueError:
+            rejected += 1
             continue
         if isinstance(record, dict):
             records.append(record)
-    return records
+    return records, rejected
 
 
-def judge_tests(run: ChildRun, expected: list[str], timeout_s: float, memory_mb: int) -> dict:
+def judge_tests(run: ChildRun, expected: list[str], timeout_s: float, memory_mb: int, key: bytes) -> dict:
     """Turn the reporter's records and the child's fate into per-test results, totals and a verdict."""
-    records = parse_records(run.channel)
+    records, rejected = parse_records(run.channel, key)
+    tampered = [str(r.get("what", "")) for r in records if r.get("kind") == "tampered"]
     collected: list[str] | None = None
     foreign_plugins: list[str] = []
     collect_errors: list[dict] = []
@@ -551,8 +596,10 @@ def judge_tests(run: ChildRun, expected: list[str], timeout_s: float, memory_mb:
         "tests": tests, "passed": counts["passed"], "failed": counts["failed"], "errors": counts["error"],
         "skipped": counts["skipped"], "collected": len(collected or []),
     }
+    # Every expected test must be in pytest's own collected set and have a complete report.
+    collected_keys = {function_key(nodeid) for nodeid in collected or []}
     reported_keys = {function_key(t["name"]) for t in tests}
-    missing = [name for name in expected if name not in reported_keys]
+    missing = [name for name in expected if name not in reported_keys or name not in collected_keys]
     not_passed = [t["name"] for t in tests if t["outcome"] in ("failed", "error")]
     skipped = [t["name"] for t in tests if t["outcome"] == "skipped"]
     so_far = f" ({counts['passed']} passed before that)" if tests else ""
@@ -571,6 +618,16 @@ def judge_tests(run: ChildRun, expected: list[str], timeout_s: float, memory_mb:
     if foreign_plugins:
         return verdict(
             "error", f"The test file registered pytest plugins ({', '.join(foreign_plugins)}), which is not allowed."
+        )
+    if tampered:
+        return verdict("error", f"The test code tampered with pytest ({tampered[0]}), so no result is trusted.")
+    if rejected and finished is not None:
+        return verdict("error", f"{rejected} forged or damaged report records arrived, so no result is trusted.")
+    if collected is None:
+        return verdict(
+            "error",
+            f"pytest never reported what it collected: the test process {describe_exit(run.returncode)} "
+            "during collection, or the report channel was tampered with.",
         )
     if finished is None:
         return verdict(
@@ -691,6 +748,11 @@ def write_file(path: str, text: str) -> None:
         handle.write(text)
 
 
+def elapsed_ms(since: float) -> float:
+    """Milliseconds since a monotonic instant (the runner's own share of a job, for diagnostics)."""
+    return round((time.monotonic() - since) * 1000.0, 1)
+
+
 def emit(nonce: str, body: dict) -> None:
     """The runner's one line of output: the envelope the host checks."""
     line = nonce + " " + json.dumps(body, ensure_ascii=True) + "\n"
@@ -698,12 +760,29 @@ def emit(nonce: str, body: dict) -> None:
     sys.stdout.buffer.flush()
 
 
-def main() -> int:
-    """Read the job from stdin, run it, print the envelope."""
+def read_job() -> bytes:
+    """The job from stdin: one line with its length in bytes, then the JSON itself."""
+    stdin = sys.stdin.buffer
+    header = stdin.readline(32)
+    size = int(header.strip() or b"-1")
+    if not 0 <= size <= MAX_JOB_BYTES:
+        raise ValueError(f"bad job length {header!r}")
+    data = stdin.read(size)
+    if len(data) != size:
+        raise ValueError("the job ended early")
+    return data
+
+
+def main(argv: list[str]) -> int:
+    """Start (with a zygote if asked), say ready, read one job from stdin, run it, print the envelope."""
     undumpable = make_undumpable()
-    raw = sys.stdin.buffer.read()
+    zygote = start_zygote() if "--zygote" in argv else None
+    sys.stdout.buffer.write(READY_LINE + b"\n")
+    sys.stdout.buffer.flush()
+    raw = read_job()
+    received = time.monotonic()
     devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
+    os.dup2(devnull, 0)  # nothing more is read from the host
     os.close(devnull)
     os.umask(0o077)
     job = json.loads(raw)
@@ -720,11 +799,12 @@ def main() -> int:
         os.mkdir(job_dir, 0o700)
         private_dir = os.path.join("/tmp", f"sea-runner-{job_name}")
         os.mkdir(private_dir, 0o700)
-        zygote = connect_zygote(ZYGOTE_WAIT_S) if job.get("zygote") else None
         if job["mode"] == "tests":
-            emit(nonce, {"kind": "tests", "report": run_tests(job, job_dir, private_dir, zygote)})
+            report = run_tests(job, job_dir, private_dir, zygote)
+            emit(nonce, {"kind": "tests", "report": report, "runner_ms": elapsed_ms(received)})
         elif job["mode"] == "call":
-            emit(nonce, {"kind": "call", "result": run_call(job, job_dir, private_dir, zygote)})
+            result = run_call(job, job_dir, private_dir, zygote)
+            emit(nonce, {"kind": "call", "result": result, "runner_ms": elapsed_ms(received)})
         else:
             raise ValueError(f"unknown mode {job['mode']!r}")
     except Exception as exc:  # the runner's own failure, reported through the envelope
@@ -742,18 +822,49 @@ WARM_MODULES = (
 )
 
 
-def zygote_main() -> int:
-    """The pool container's main process: import the heavy modules, then fork exactly one job's child.
+def start_zygote() -> socket.socket | None:
+    """Fork the zygote before any job (and so any nonce) exists; wait until its imports are done.
 
-    It accepts one connection (the runner's), forks the requested child with the pipe ends it was sent,
-    reports the child's pid and exit status, and then idles until the container is removed.
-    """
+    Returns our end of the SOCK_SEQPACKET pair, or None if the zygote failed (the runner then spawns plain
+    interpreters)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        code = 0
+        try:
+            zygote_main(theirs)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    ours.settimeout(ZYGOTE_READY_TIMEOUT_S)
+    try:
+        ready = ours.recv(64) == b"ready"
+    except OSError:
+        ready = False
+    if not ready:
+        ours.close()
+        return None
+    ours.settimeout(None)
+    return ours
+
+
+def zygote_main(conn: socket.socket) -> None:
+    """The zygote: import the heavy modules, then fork exactly one job's child and report how it ended.
+
+    It never holds the container's stdin or stdout (only /dev/null), so neither it nor the child it forks can
+    read the job or write to the host."""
     import builtins
     import gc
     import importlib
     import types
 
-    make_undumpable()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
     for name in WARM_MODULES:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
@@ -765,39 +876,24 @@ def zygote_main() -> int:
                 importlib.import_module(f"_pytest.{name}")
     gc.collect()
     gc.freeze()  # what is loaded now stays shared with the child (copy-on-write friendly)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(ZYGOTE_SOCKET)
-    listener.bind(ZYGOTE_SOCKET)
-    listener.listen(1)
-    sys.stdout.write(ZYGOTE_READY + "\n")  # the host waits for this before it counts the container as warm
-    sys.stdout.flush()
-    conn, _ = listener.accept()
-    listener.close()  # one job per container: nobody else may ever connect
-    with contextlib.suppress(OSError):
-        os.unlink(ZYGOTE_SOCKET)
+    conn.send(b"ready")
     try:
-        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 4)
         request = json.loads(message) if message else None
     except (OSError, ValueError):
-        request, fds = None, []
-    if request is not None and len(fds) == 3:
-        pid = os.fork()
-        if pid == 0:
-            conn.close()
-            zygote_child(request, fds, builtins, types)
-        for fd in fds:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            conn.send(json.dumps({"pid": pid}).encode())
-            _, status = os.waitpid(pid, 0)
-            conn.send(json.dumps({"status": os.waitstatus_to_exitcode(status)}).encode())
-    else:
-        for fd in fds:
-            os.close(fd)
-    conn.close()
-    while True:  # the container lives on until the host removes it
-        signal.pause()
+        return
+    if request is None or len(fds) != 4:
+        return
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        zygote_child(request, fds, builtins, types)
+    for fd in fds:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        conn.send(json.dumps({"pid": pid}).encode())
+        _, status = os.waitpid(pid, 0)
+        conn.send(json.dumps({"status": os.waitstatus_to_exitcode(status)}).encode())
 
 
 def zygote_child(request: dict, fds: list[int], builtins: object, types: object) -> None:
@@ -809,9 +905,8 @@ def zygote_child(request: dict, fds: list[int], builtins: object, types: object)
             import ctypes
 
             ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again: the child is an ordinary process
-        out_w, err_w, chan_w = fds
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
+        out_w, err_w, chan_w, stdin_r = fds
+        os.dup2(stdin_r, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         os.dup2(chan_w, ZYGOTE_CHANNEL_FD)
@@ -851,4 +946,4 @@ def zygote_child(request: dict, fds: list[int], builtins: object, types: object)
 
 
 if __name__ == "__main__":
-    sys.exit(zygote_main() if sys.argv[1:] == ["zygote"] else main())
+    sys.exit(main(sys.argv[1:]))

@@ -24,16 +24,16 @@ import docker.errors
 from pydantic import ValidationError
 
 from sandbox import container as ctr
-from sandbox.errors import SandboxError, SandboxUnavailableError
+from sandbox.errors import SandboxError
 from sandbox.models import CallError, CallResult, TestReport
 from sandbox.pool import WarmPool
 from sea.settings import Settings, get_settings
 
 RUNNER_SOURCE = (Path(__file__).resolve().parent / "runner.py").read_text(encoding="utf-8")
-RUNNER_COMMAND = [ctr.PYTHON, "-I", "-S", "-B", "-c", RUNNER_SOURCE]
-# A container's main process: the same source as a zygote that preloads pytest and forks the job's child.
-ZYGOTE_COMMAND = [ctr.PYTHON, "-I", "-B", "-c", RUNNER_SOURCE, "zygote"]
-ZYGOTE_READY = b"sea-zygote-ready"
+# Every container's main process is the runner; the host talks to it over the attached stdin and stdout.
+RUNNER_COMMAND = [ctr.PYTHON, "-I", "-B", "-c", RUNNER_SOURCE, "serve"]
+READY_LINE = b"sea-runner-ready"
+READY_TIMEOUT_S = 300.0
 # Beyond the job's own timeout, the host allows this long for the runner to start and answer.
 HOST_GRACE_S = 5.0
 MESSAGE_CHARS = 2000
@@ -57,9 +57,9 @@ class Sandbox:
         self._spec: ctr.ContainerSpec | None = None
         self._pool: WarmPool | None = None
         self._closed = False
-        # Pool containers run the zygote, so a job's child starts with pytest already imported; a container
-        # started for one job (pool size 0) idles with `sleep` and the runner spawns a fresh interpreter that
-        # imports only what the job needs. Both run inside the same hardened container.
+        # Pool containers' runners fork a zygote, so a job's child starts with pytest already imported; a
+        # container started for one job (pool size 0) has no zygote and the runner spawns a fresh interpreter
+        # that imports only what the job needs. Both run inside the same hardened container.
         self.use_zygote = self.pool_size > 0
         atexit.register(self.close)
 
@@ -189,34 +189,38 @@ class Sandbox:
                     spec = self._spec
                     self._pool = WarmPool(
                         start=lambda: self._start(api, spec),
-                        remove=lambda cid: ctr.remove_container(api, cid),
+                        remove=lambda attached: self._destroy(api, attached),
                         size=self.pool_size,
                         acquire_timeout_s=self.settings.sandbox_acquire_timeout_s,
                     )
             return self._api, self._spec
 
     @contextlib.contextmanager
-    def _container(self) -> Iterator[str]:
-        """One never-used container for one job, destroyed afterwards whatever happens."""
+    def _container(self) -> Iterator[ctr.AttachedContainer]:
+        """One never-used, ready container for one job, destroyed afterwards whatever happens."""
         api, spec = self._ensure_started()
         pool = self._pool
-        container_id = pool.acquire() if pool is not None else self._start(api, spec)
+        attached = pool.acquire() if pool is not None else self._start(api, spec)
         try:
-            yield container_id
+            yield attached
         finally:
             if pool is not None:
-                pool.discard(container_id)
+                pool.discard(attached)
             else:
-                ctr.remove_container(api, container_id)
+                self._destroy(api, attached)
 
-    def _start(self, api: docker.APIClient, spec: ctr.ContainerSpec) -> str:
-        """One container whose main process is ready: the zygote once it listens, else `sleep infinity`."""
-        if self.use_zygote:
-            return ctr.start_container(api, spec, ZYGOTE_COMMAND, ZYGOTE_READY)
-        return ctr.start_container(api, spec)
+    def _start(self, api: docker.APIClient, spec: ctr.ContainerSpec) -> ctr.AttachedContainer:
+        """A container whose runner has said it is ready (with its zygote's imports done, in a pool)."""
+        command = RUNNER_COMMAND + (["--zygote"] if self.use_zygote else [])
+        return ctr.start_attached(api, spec, command, READY_LINE, READY_TIMEOUT_S)
+
+    @staticmethod
+    def _destroy(api: docker.APIClient, attached: ctr.AttachedContainer) -> None:
+        attached.close()
+        ctr.remove_container(api, attached.id)
 
     def _run_job(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Send one job to the runner in a fresh container; the envelope's body, or a host-made verdict."""
+        """Send one job to the runner of a fresh container; the envelope's body, or a host-made verdict."""
         nonce = secrets.token_hex(16)
         payload = {
             **job,
@@ -226,53 +230,87 @@ class Sandbox:
             "output_bytes": self.settings.sandbox_output_bytes,
             "result_bytes": self.settings.sandbox_result_bytes,
             "memory_mb": self.settings.sandbox_memory_mb,
-            "zygote": self.use_zygote,
         }
         data = json.dumps(payload).encode("utf-8")
+        framed = str(len(data)).encode("ascii") + b"\n" + data
         for attempt in range(2):
             api, _ = self._ensure_started()
-            with self._container() as container_id:
+            with self._container() as attached:
+                deadline = time.monotonic() + timeout_s + HOST_GRACE_S
                 try:
-                    outcome = ctr.exec_with_stdin(
-                        api, container_id, RUNNER_COMMAND, data, timeout_s + HOST_GRACE_S
-                    )
-                except docker.errors.APIError as exc:
-                    # A warm container that died while idle (daemon restart...): try once more with another.
-                    if attempt == 0 and exc.status_code in (404, 409):
+                    attached.send(framed, deadline)
+                except OSError:
+                    if attempt == 0:  # a warm container that died while idle: once more with another
                         continue
-                    raise SandboxError(f"Docker refused the sandbox job: {exc.explanation}") from None
-                except ctr.DOCKER_ERRORS as exc:
-                    raise SandboxUnavailableError(
-                        f"The Docker daemon stopped answering during the job ({type(exc).__name__})."
-                    ) from None
-                if outcome.timed_out:
-                    ctr.kill_container(api, container_id)
+                    raise SandboxError("The sandbox container stopped before it could take the job.") from None
+                body, noise = read_envelope(attached, nonce, deadline)
+                if body is None and not attached.eof:
+                    ctr.kill_container(api, attached.id)
                     return {
                         "kind": "host_error", "verdict": "timeout",
                         "message": f"The job did not finish within {timeout_s:g} s and its container was killed.",
                     }
-                body = parse_envelope(outcome.stdout, nonce)
-                if body is not None:
-                    if body.get("kind") == "runner_error":
-                        return {"kind": "host_error", "verdict": "error",
-                                "message": "The sandbox runner failed: " + str(body.get("message", ""))[:MESSAGE_CHARS]}
+                if body is None:
+                    return self._explain_missing_envelope(api, attached, noise)
+                if body.get("kind") == "host_error":
                     return body
-                return self._explain_missing_envelope(api, container_id, outcome)
+                if body.get("kind") == "runner_error":
+                    message = "The sandbox runner failed: " + str(body.get("message", ""))[:MESSAGE_CHARS]
+                    return {"kind": "host_error", "verdict": "error", "message": message}
+                return body
         raise SandboxError("The sandbox could not get a working container for the job.")
 
     def _explain_missing_envelope(
-        self, api: docker.APIClient, container_id: str, outcome: ctr.ExecOutcome
+        self, api: docker.APIClient, attached: ctr.AttachedContainer, noise: int
     ) -> dict[str, Any]:
-        state = ctr.container_state(api, container_id)
-        stderr = outcome.stderr.decode("utf-8", errors="replace")[-MESSAGE_CHARS:]
+        stderr = attached.stderr_text()[-MESSAGE_CHARS:]
+        state = ctr.container_state(api, attached.id)
         if state.get("OOMKilled"):
-            return {"kind": "host_error", "verdict": "oom", "stderr": stderr,
-                    "message": f"The job ran out of memory ({self.settings.sandbox_memory_mb} MB) and was killed."}
-        if state and not state.get("Running", False):
-            message = "The sandbox container stopped during the job, so it produced no result."
-        else:
-            message = "The sandbox runner returned no valid result envelope, so the result was rejected."
-        return {"kind": "host_error", "verdict": "error", "message": message, "stderr": stderr}
+            message = f"The job ran out of memory ({self.settings.sandbox_memory_mb} MB) and was killed."
+            return {"kind": "host_error", "verdict": "oom", "stderr": stderr, "message": message}
+        message = "The sandbox container stopped during the job without a valid result envelope"
+        if noise:
+            message += f" ({noise} other lines on its output were ignored)"
+        return {"kind": "host_error", "verdict": "error", "message": message + ".", "stderr": stderr}
+
+
+def read_envelope(
+    attached: ctr.AttachedContainer, nonce: str, deadline: float
+) -> tuple[dict[str, Any] | None, int]:
+    """The first stdout line carrying our nonce, parsed, and how many other lines were skipped.
+
+    Only the runner knows the nonce, so a line that starts with it is the runner's. Untrusted code can still
+    reach the container's stdout through the init's file descriptors; its lines cannot carry the nonce and
+    are skipped. A nonce line that does not parse (someone wrote into the middle of it) ends the job as an
+    error rather than a guess."""
+    prefix = (nonce + " ").encode("ascii")
+    noise = 0
+    while True:
+        line = attached.read_line(deadline)
+        if line is None:
+            return None, noise
+        if line.startswith(prefix):
+            body = parse_envelope(line + b"\n", nonce)
+            if body is None:
+                message = "The sandbox's result envelope was damaged, so the result was rejected."
+                return {"kind": "host_error", "verdict": "error", "message": message}, noise
+            return body, noise
+        noise += 1
+
+
+def clean_text(value: Any) -> Any:
+    """Replace lone surrogates (from invalid UTF-8 or escapes) in every string, so reports always serialise."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return value
+    if isinstance(value, list):
+        return [clean_text(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(key): clean_text(item) for key, item in value.items()}
+    return value
 
 
 def parse_envelope(stdout: bytes, nonce: str) -> dict[str, Any] | None:
@@ -286,7 +324,7 @@ def parse_envelope(stdout: bytes, nonce: str) -> dict[str, Any] | None:
         return None
     if not isinstance(body, dict) or body.get("kind") not in ("tests", "call", "runner_error"):
         return None
-    return body
+    return clean_text(body)
 
 
 def _require_text(value: object, name: str) -> None:

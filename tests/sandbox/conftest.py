@@ -22,7 +22,11 @@ POOL_SIZE = 2
 
 def make_settings(home: Path, **overrides: object) -> Settings:
     """Settings for tests: a temporary SEA_HOME, the environment's image and limits unless overridden."""
-    values: dict[str, object] = {"home": home, "sandbox_pool_size": POOL_SIZE, "sandbox_timeout_s": 20.0}
+    # Generous waits: on a busy 2-core machine a burst of jobs can wait long for containers to start.
+    values: dict[str, object] = {
+        "home": home, "sandbox_pool_size": POOL_SIZE, "sandbox_timeout_s": 30.0,
+        "sandbox_acquire_timeout_s": 180.0,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -202,7 +202,7 @@ def test_close_removes_the_pool_containers(
     sb = Sandbox(sandbox_settings, pool_size=2)
     assert sb.warm_up(timeout_s=60)
     assert sb._pool is not None
-    pooled = list(sb._pool._ready)
+    pooled = [attached.id for attached in sb._pool._ready]
     assert len(pooled) == 2 and set(pooled) <= set(own_containers())
     sb.close()
     assert not any(exists(docker_api, cid) for cid in pooled)
