@@ -44,11 +44,12 @@ def _is_sandbox_busy(exc: BaseException) -> bool:
 
 
 def _retry_on(exc: BaseException) -> bool:
-    return is_transient_api_error(exc) or _is_sandbox_busy(exc)
+    busy_library = any(cls.__name__ == "LibraryBusyError" for cls in type(exc).__mro__)
+    return is_transient_api_error(exc) or _is_sandbox_busy(exc) or busy_library
 
 
 def model_retry_policy() -> RetryPolicy:
-    """Transient API errors (429, 5xx, timeouts, connections) and a busy sandbox pool, with backoff."""
+    """Transient API errors (429, 5xx, timeouts, connections), a busy sandbox pool or library lock, with backoff."""
     return RetryPolicy(
         initial_interval=0.5, backoff_factor=2.0, max_interval=30.0, max_attempts=get_settings().api_retries,
         retry_on=_retry_on,

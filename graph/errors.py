@@ -36,4 +36,8 @@ def handle_node_error(state: State, error: NodeError) -> Command[Literal["respon
     """Record the failure and go to respond, which tells the user what failed."""
     # The traceback goes to debug logging only: users see the one clear message.
     log.debug("node %s failed", error.node, exc_info=error.error)
-    return Command(goto="respond", update={"outcome": "error", "failure": describe_error(error.node, error.error)})
+    update: dict[str, object] = {"outcome": "error", "failure": describe_error(error.node, error.error)}
+    spent = getattr(error.error, "usage", None)  # a StructuredOutputError knows what its attempts cost
+    if isinstance(spent, dict):
+        update["usage"] = spent
+    return Command(goto="respond", update=update)

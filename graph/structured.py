@@ -42,9 +42,10 @@ _TRANSIENT_NAMES = frozenset(
 class StructuredOutputError(RuntimeError):
     """The model's output stayed malformed after every allowed retry; `problems` are the last ones found."""
 
-    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, problems: Sequence[str] = (), usage: Usage | None = None) -> None:
         super().__init__(message)
         self.problems = list(problems)
+        self.usage = usage  # the calls and tokens spent on the failed attempts
 
 
 def is_transient_api_error(exc: BaseException) -> bool:
@@ -121,6 +122,7 @@ def call_structured(
         f"The model's {schema.__name__} output was still invalid after {retries + 1} attempts: "
         + "; ".join(problems),
         problems,
+        current,
     )
 
 

@@ -35,7 +35,7 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     except StructuredOutputError as exc:
         problems = "; ".join(exc.problems or [str(exc)])
         message = f"The request doesn't give valid arguments for {tool['signature']}: {problems}."
-        return {"outcome": "bad_arguments", "failure": message, "arguments": {}}
+        return {"outcome": "bad_arguments", "failure": message, "arguments": {}, "usage": exc.usage}
     arguments = validated_arguments(schema, extracted.model_dump(exclude_unset=True))
     emit("tool_call", tool=tool["name"], version=tool["version"], arguments=arguments)
     library = get_library()

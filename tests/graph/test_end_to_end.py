@@ -242,6 +242,8 @@ def test_malformed_structured_output_exhausted_fails_cleanly(sea_home: Path, scr
     assert "still invalid after 2 attempts" in run.state["answer"]
     assert "Traceback" not in run.state["answer"]
     assert model.kinds() == ["ToolChoice", "ToolChoice"]
+    assert run.state["usage"]["calls"] == 2  # the failed attempts are counted too
+    assert "(2 LLM call(s)" in run.state["answer"]
 
 
 def _rate_limit() -> openai.RateLimitError:
@@ -289,6 +291,7 @@ def test_wrong_arguments_give_a_clear_message(sea_home: Path, script) -> None:
     assert answer.startswith("The request doesn't give valid arguments for def calculate_percentage(")
     assert "value: Input should be a valid number" in answer and "percent: Field required" in answer
     assert "text" not in model.kinds()  # no answer invented from nothing
+    assert run.state["usage"]["calls"] == 4
     assert resources.get_library().get("calculate_percentage").usage.calls == 0  # nothing ran
 
 
