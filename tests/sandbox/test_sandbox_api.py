@@ -448,3 +448,71 @@ def test_a_closed_sandbox_refuses_work(sandbox_settings) -> None:
     sb.close()
     with pytest.raises(SandboxError, match="closed"):
         sb.call(ADD_TOOL, "add", {"a": 1, "b": 2})
+
+
+# --- tampering with the report --------------------------------------------------------------------------
+
+FORGED_RECORDS = """\
+import json, os, stat
+
+
+def _forge():
+    records = [{"kind": "collected", "items": ["test_tool.py::test_one"], "plugins": []}]
+    records += [
+        {"kind": "phase", "nodeid": "test_tool.py::test_one", "when": when, "outcome": "passed",
+         "message": "", "duration": 0.0}
+        for when in ("setup", "call", "teardown")
+    ]
+    records.append({"kind": "finished", "exitstatus": 0})
+    payload = "".join("0" * 64 + " " + json.dumps(r) + "\\n" for r in records).encode()
+    for fd in range(3, 256):  # every pipe this process holds, whatever its number
+        try:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                os.write(fd, payload)
+        except OSError:
+            pass
+
+
+def test_one():
+    _forge()
+    os._exit(0)
+"""
+
+
+def test_forged_reporter_records_are_rejected(sandbox: Sandbox) -> None:
+    report = sandbox.run_tests(ADD_TOOL, FORGED_RECORDS)
+    assert report.verdict == "error" and report.passed == 0
+
+
+def test_patching_pytest_internals_is_detected(sandbox: Sandbox) -> None:
+    tests = """\
+import _pytest.reports
+
+_original = _pytest.reports.TestReport.__init__
+
+
+def _forced(self, *args, **kwargs):
+    _original(self, *args, **kwargs)
+    self.outcome = "passed"
+    self.longrepr = None
+
+
+_pytest.reports.TestReport.__init__ = _forced
+
+
+def test_fails():
+    assert False
+"""
+    report = sandbox.run_tests(ADD_TOOL, tests)
+    assert report.verdict == "error"
+    assert "TestReport.__init__" in report.message
+
+
+def test_invalid_unicode_never_breaks_the_json_boundary(sandbox: Sandbox) -> None:
+    result = sandbox.call("def f():\n    return 'bad \\udcff'\n", "f", {})
+    assert not result.ok and result.error is not None and result.error.type == "ResultNotJSON"
+    result.model_dump_json()
+    tests = "def test_bad():\n    assert 'x\\udcff' == 'y'\n"
+    report = sandbox.run_tests(ADD_TOOL, tests)
+    assert report.verdict == "failed"
+    assert "\ufffd" in report.model_dump_json(), "lone surrogates come back replaced"
