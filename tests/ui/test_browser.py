@@ -117,9 +117,17 @@ def test_asking_in_a_real_browser_shows_the_trace_and_the_answer(app_url: str, b
     chat.send_keys("What is 15 percent of 300?")
     chat.send_keys(Keys.ENTER)
 
-    WebDriverWait(driver, RUN_TIMEOUT_S).until(
-        lambda d: "The result is 45" in d.find_element(By.CSS_SELECTOR, "[data-testid='stMainBlockContainer']").text
-    )
+    def main_text(d: object) -> str:
+        return str(d.find_element(By.CSS_SELECTOR, "[data-testid='stMainBlockContainer']").text)  # type: ignore[attr-defined]
+
+    # Live: the first step's status box shows its summary while later steps (a sandbox call) still run.
+    def first_step_done(d: object) -> str | bool:
+        text = main_text(d)
+        return text if "retrieve —" in text else False
+
+    first_seen = WebDriverWait(driver, RUN_TIMEOUT_S, poll_frequency=0.2).until(first_step_done)
+    assert "The result is 45" not in first_seen
+    WebDriverWait(driver, RUN_TIMEOUT_S).until(lambda d: "The result is 45" in main_text(d))
     main = driver.find_element(By.CSS_SELECTOR, "[data-testid='stMainBlockContainer']")  # type: ignore[attr-defined]
     shot = tmp_path / "answer.png"
     assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
