@@ -160,6 +160,7 @@ class ToolLibrary:
         self._sandbox = sandbox
         self._index = index
         self._embeddings = embeddings
+        self._seen_generation = -1  # the store generation the index was last brought in line with
 
     @classmethod
     def open(
@@ -220,6 +221,7 @@ class ToolLibrary:
         """Make the index hold exactly the active version of every active tool; fix only what differs."""
         from tools_library.retrieval import IndexEntry
 
+        generation = self.store.generation()
         wanted = {card.name: card for card in self.store.active_cards()}
         have = self.index.indexed()
         stale: list[ToolManifest] = []
@@ -237,6 +239,7 @@ class ToolLibrary:
             self.index.upsert([self._entry(m, IndexEntry) for m in stale])
         if stale or extra:
             log.info("Index brought in line with the files: %d upserted, %d deleted", len(stale), len(extra))
+        self._seen_generation = generation
         return IndexSync(upserted=sorted(m.name for m in stale), deleted=extra)
 
     def reindex(self) -> int:
@@ -265,7 +268,12 @@ class ToolLibrary:
             self.index.upsert([self._entry(self.store.read(name), IndexEntry)])
 
     def search(self, query: str, k: int | None = None) -> list[SearchHit]:
-        """Hybrid search over active tools, best first."""
+        """Hybrid search over active tools, best first (first catching up with other processes' changes)."""
+        if self.store.generation() != self._seen_generation:
+            self.sync_index()
+            refresh = getattr(self.index, "refresh", None)
+            if callable(refresh):
+                refresh()  # its in-memory lexical index may predate another process's writes
         return self.index.search(query, k=k or self.settings.retrieve_k)
 
     def reuse_decision(self, hits: list[SearchHit]) -> ReuseDecision:
@@ -344,17 +352,21 @@ class ToolLibrary:
                     similarity,
                 )
         with self.store.locked():
+            before = self.store.generation()
             manifest, created = self.store.add_version(draft)
             if created:
-                self._index_after_write(manifest.name)
+                self._index_after_write(manifest.name, before)
         return manifest
 
-    def _index_after_write(self, name: str) -> None:
+    def _index_after_write(self, name: str, generation_before: int) -> None:
         # The files are committed; a failing index is repaired by the next open's sync, so don't fail here.
         try:
             self._reindex_tool(name)
         except Exception as exc:
             log.warning("Index not updated for %s (the next open repairs it): %s", name, exc)
+            return
+        if generation_before == self._seen_generation:  # nobody else wrote since we last caught up
+            self._seen_generation = self.store.generation()
 
     def _verified(self, draft: ToolDraft) -> ToolDraft:
         report = self.sandbox.run_tests(draft.code, draft.tests)
@@ -407,16 +419,18 @@ class ToolLibrary:
         """Make a stored version the active one (also brings a retired tool back)."""
         validate_tool_name(name)
         with self.store.locked():
+            before = self.store.generation()
             manifest = self.store.set_active(name, version)
-            self._index_after_write(name)
+            self._index_after_write(name, before)
         return manifest
 
     def retire(self, name: str) -> ToolManifest:
         """Take a tool out of search; its versions stay on disk and `rollback` brings it back."""
         validate_tool_name(name)
         with self.store.locked():
+            before = self.store.generation()
             manifest = self.store.set_status(name, "retired")
-            self._index_after_write(name)
+            self._index_after_write(name, before)
         return manifest
 
     def record_usage(self, name: str, version: int, ok: bool) -> None:

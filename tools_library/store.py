@@ -55,6 +55,7 @@ MANIFEST_FILE = "manifest.json"
 STATE_FILE = "state.json"
 USAGE_FILE = "usage.json"
 LOCK_FILE = ".library.lock"
+GENERATION_FILE = ".generation"
 TMP_PREFIX = ".tmp-"
 MANIFEST_FORMAT = 1
 _VERSION_DIR = re.compile(r"^v(\d{4,})$")
@@ -365,6 +366,7 @@ class ToolStore:
             _fsync_dir(self.root)
             _fault("after_rename")
             self._write_state(name, active=version, status="active")
+            self._bump_generation()
             return self.read(name, version), True
 
     def set_active(self, name: str, version: int) -> ToolManifest:
@@ -377,6 +379,7 @@ class ToolStore:
                 known = ", ".join(str(n) for n in numbers)
                 raise ToolNotFoundError(f"Tool {name!r} has no version {version}; its versions are {known}.")
             self._write_state(name, active=version, status="active")
+            self._bump_generation()
             return self.read(name, version)
 
     def set_status(self, name: str, status: Literal["active", "retired"]) -> ToolManifest:
@@ -384,7 +387,19 @@ class ToolStore:
         with self.locked():
             state = self.state(name)
             self._write_state(name, active=state["active"], status=status)
+            self._bump_generation()
             return self.read(name, state["active"])
+
+    def generation(self) -> int:
+        """A counter every change of versions or status increments (usage does not): a cheap "has anything
+        changed since?" for processes that keep an index in memory."""
+        try:
+            return int((self.root / GENERATION_FILE).read_text(encoding="utf-8").strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _bump_generation(self) -> None:
+        atomic_write_text(self.root / GENERATION_FILE, f"{self.generation() + 1}\n")
 
     def _write_state(self, name: str, *, active: int, status: str) -> None:
         numbers = self.version_numbers(name)

@@ -311,3 +311,20 @@ def test_kill_during_registration_then_open(sea_home: Settings) -> None:
         assert reopened.search("multiply two numbers")[0].version == 2  # the index caught up at open
     finally:
         reopened.close()
+
+
+def test_search_catches_up_with_another_process(seeded: ToolLibrary, sea_home: Settings) -> None:
+    assert seeded.search("count the words in this sentence")[0].name == "word_count"
+    before = seeded.store.generation()
+    change = (
+        "import sys; sys.path.insert(0, {t!r})\n"
+        "from library_helpers import make_draft\nfrom tools_library import ToolLibrary\n"
+        "lib = ToolLibrary.open()\n"
+        "lib.register(make_draft('multiply_numbers', body='return a * b', description='Multiply two numbers.'))\n"
+        "lib.retire('word_count')\nlib.close()\n"
+    ).format(t=str(ROOT / "tests" / "library"))
+    done = run_python(change, {"SEA_HOME": str(sea_home.home)})
+    assert done.returncode == 0, done.stderr
+    assert seeded.store.generation() == before + 2
+    assert seeded.search("multiply two numbers")[0].name == "multiply_numbers"
+    assert all(hit.name != "word_count" for hit in seeded.search("count the words in this sentence"))
