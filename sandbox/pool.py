@@ -82,7 +82,14 @@ class WarmPool(Generic[Item]):
                 self._cond.notify_all()
 
     def discard(self, container_id: Item) -> None:
-        """Hand a used container to the background remover; the pool refills on its own."""
+        """Hand a used container to the background remover; the pool refills on its own. After `close`, the
+        container is removed right here (the remover has stopped)."""
+        with self._cond:
+            closed = self._closed
+        if closed:
+            with contextlib.suppress(Exception):
+                self._remove(container_id)
+            return
         self._removals.put(container_id)
 
     def ready_count(self) -> int:
@@ -118,6 +125,14 @@ class WarmPool(Generic[Item]):
             thread.join(max(0.0, deadline - time.monotonic()))
         self._removals.put(None)
         self._remover.join(max(0.0, deadline - time.monotonic()))
+        while True:  # anything discarded while we were closing
+            try:
+                late = self._removals.get_nowait()
+            except queue.Empty:
+                break
+            if late is not None:
+                with contextlib.suppress(Exception):
+                    self._remove(late)
 
     # -- threads ------------------------------------------------------------------------------------------
     def _wanted(self) -> bool:

@@ -390,9 +390,13 @@ def run_child(
     os.close(stdin_w)
     fds = (out_w, err_w, chan_w, stdin_r)
     try:
+        child: PopenChild | ZygoteChild | None = None
         if zygote is not None:
-            child: PopenChild | ZygoteChild = ZygoteChild(zygote, code, args, env, cwd, fds, channel_env)
-        else:
+            try:
+                child = ZygoteChild(zygote, code, args, env, cwd, fds, channel_env)
+            except (OSError, ValueError, KeyError):
+                child = None  # the zygote is gone: a plain interpreter does the same job, only slower
+        if child is None:
             child = PopenChild(code, args, env, cwd, fds, channel_env)
     finally:
         for fd in fds:
