@@ -387,10 +387,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
-    level = logging.INFO if args.verbose else logging.ERROR
-    logging.basicConfig(level=level, stream=err)
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(level)  # some libraries set DEBUG on their own loggers
+    root = logging.getLogger()
+    if not root.handlers:  # leave an embedding program's (or pytest's) logging alone
+        level = logging.INFO if args.verbose else logging.ERROR
+        handler = logging.StreamHandler(err)
+        handler.setLevel(level)  # the level on the handler: some libraries set DEBUG on their own loggers
+        root.addHandler(handler)
+        root.setLevel(level)
     try:
         return int(args.handler(args, out, err))
     except CliError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from durability_helpers import run_cli
-from graph_test_helpers import PYTHON_REQUEST, REVERSE_REQUEST
+from graph_test_helpers import PERCENT_REQUEST, PYTHON_REQUEST, REVERSE_REQUEST
 
 DEMO = ("--model", "scripted:demo")
 
@@ -140,3 +140,33 @@ def test_a_failed_run_is_told_plainly_with_exit_code_1(sea_home: Path) -> None:
     assert "✓ error_handler: error: The decide step failed" in result.stderr
     assert _started(result.stderr)[-1] == "respond"
     assert _usage(result.stdout)[0] == 0
+
+
+@pytest.mark.docker
+def test_ask_on_a_thread_with_an_unfinished_run_says_so(sea_home: Path) -> None:
+    """In-process (same code path as `python -m graph`): a forked, not yet run branch is an unfinished run."""
+    import io
+
+    from graph.builder import build_graph
+    from graph.checkpointing import open_checkpointer
+    from graph.cli import main
+    from graph.runs import fork, history
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["ask", PERCENT_REQUEST, *DEMO], out=out, err=err) == 0, err.getvalue()
+    assert "45" in out.getvalue()
+    thread = _thread_of(err.getvalue())
+    with open_checkpointer() as saver:
+        graph = build_graph(saver)
+        before_execute = next(c for c in history(graph, thread) if c.next == ["execute"])
+        fork(graph, thread, before_execute.checkpoint_id, {"request": PERCENT_REQUEST})
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["runs", "list", "--limit", "1"], out=out, err=err) == 0
+    (row,) = out.getvalue().splitlines()[1:]
+    assert row.startswith(thread) and "next: execute" in row
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["ask", PERCENT_REQUEST, "--thread", thread, *DEMO], out=out, err=err) == 0, err.getvalue()
+    assert f"note: thread {thread} had an unfinished run (next: execute)" in err.getvalue()
+    assert "45" in out.getvalue()
