@@ -298,12 +298,13 @@ def main() -> None:
             with st.chat_message("assistant"):
                 draw_problem(sandbox_problem, "error")
         else:
+            # Forget the thread's turns while it runs: if the user stops the run, the next rerun rebuilds them
+            # from the checkpoints, partial run included.
+            st.session_state.turns.pop(thread_id, None)
             turn = _run(graph, thread_id, model, request, pending)
-            if turn is not None:
-                if pending is None:
-                    turns.append(turn)
-                else:  # resume, replay and fork change the branch: rebuild the thread from its checkpoints
-                    st.session_state.turns[thread_id] = runner.load_turns(graph, thread_id)
+            if turn is not None and pending is None:
+                st.session_state.turns[thread_id] = [*turns, turn]
+            # (resume, replay and fork change the branch: the next rerun rebuilds the thread from its checkpoints)
 
     sidebar_checkpoints(graph, thread_id)
     sidebar_library()

@@ -32,10 +32,8 @@ class Item:
 
 
 def node_title(node: str) -> str:
-    """A node's name as shown: LangGraph's own nodes (`__default_error_handler__`) in plain words."""
-    if node.startswith("__") and node.endswith("__"):
-        return node.strip("_").replace("_", " ").removeprefix("default ")
-    return node
+    """A node's name as shown, as the CLI shows it (LangGraph's error-handler node is `error_handler`)."""
+    return ev.display_node(node)
 
 
 @dataclass

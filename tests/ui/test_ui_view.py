@@ -153,7 +153,7 @@ def test_labels_usage_and_markdown_escaping() -> None:
     assert view.answer_body("It is 45.\n\n(2 LLM call(s), 10 input + 3 output tokens)", usage) == "It is 45."
     assert view.answer_body("It is 45.\n\n(9 LLM call(s), 1 input + 1 output tokens)", usage).endswith("tokens)")
     assert view.escape_markdown("a*b_[x](y) $5") == "a\\*b\\_\\[x\\]\\(y\\) \\$5"
-    assert view.node_title("__default_error_handler__") == "error handler"
+    assert view.node_title("__default_error_handler__") == "error_handler"
 
 
 def test_lineage_follows_the_branch_that_ends_at_the_head() -> None:
