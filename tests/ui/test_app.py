@@ -246,3 +246,23 @@ def test_unreachable_docker_says_what_to_do(no_docker_home: Path) -> None:
     ask(at, "What is 15 percent of 300?")
     assert not at.exception
     assert len(at.status) == 0
+
+
+def test_sidebar_replay_and_a_refused_fork(demo_home: Path) -> None:
+    at = ask(new_app(), "What is 15 percent of 300?")
+    checkpoints_before = next(e.label for e in at.sidebar.expander if e.label.startswith("Checkpoints"))
+
+    # A fork with an unknown state key is refused with one sentence; nothing runs.
+    at.sidebar.text_area(key="fork_edits").set_value("nonsense_key=1")
+    next(b for b in at.sidebar.button if b.label == "Fork and run").click().run(timeout=RUN_TIMEOUT)
+    assert not at.exception
+    assert any("Unknown state key(s) nonsense_key" in e.value for e in at.error)
+
+    # Replay from the first checkpoint re-runs the steps on a new branch of the same thread.
+    at.sidebar.selectbox(key="checkpoint_choice").set_value(at.sidebar.selectbox(key="checkpoint_choice").options[0])
+    next(b for b in at.sidebar.button if b.label == "Replay from here").click().run(timeout=RUN_TIMEOUT)
+    assert not at.exception
+    assert "The result is 45" in texts(assistant_messages(at)[-1])
+    assert [m.markdown[0].value for m in at.chat_message if m.name == "user"][-1].startswith("\\(replay from")
+    checkpoints_after = next(e.label for e in at.sidebar.expander if e.label.startswith("Checkpoints"))
+    assert checkpoints_after != checkpoints_before

@@ -129,9 +129,6 @@ def test_asking_in_a_real_browser_shows_the_trace_and_the_answer(app_url: str, b
     assert "The result is 45" not in first_seen
     WebDriverWait(driver, RUN_TIMEOUT_S).until(lambda d: "The result is 45" in main_text(d))
     main = driver.find_element(By.CSS_SELECTOR, "[data-testid='stMainBlockContainer']")  # type: ignore[attr-defined]
-    shot = tmp_path / "answer.png"
-    assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
-    print(f"screenshot: {shot}")
 
     text = main.text
     for node in ("retrieve", "decide", "execute", "respond"):
@@ -143,3 +140,6 @@ def test_asking_in_a_real_browser_shows_the_trace_and_the_answer(app_url: str, b
         return str(d.find_element(By.CSS_SELECTOR, "[data-testid='stSidebar']").text)  # type: ignore[attr-defined]
 
     WebDriverWait(driver, 90).until(lambda d: "calculate_percentage v1 · 1 call(s)" in sidebar_text(d))
+    shot = tmp_path / "answer.png"
+    assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    print(f"screenshot: {shot}")
