@@ -22,11 +22,22 @@ _lock = threading.Lock()
 _libraries: dict[Path, ToolLibrary] = {}
 
 
+_sandbox_override: Sandbox | None = None
+
+
 def get_sandbox_client() -> Sandbox:
-    """The process-wide sandbox (its warm pool starts lazily)."""
+    """The process-wide sandbox (its warm pool starts lazily), or the one set with `use_sandbox`."""
+    if _sandbox_override is not None:
+        return _sandbox_override
     from sandbox import get_sandbox
 
     return get_sandbox()
+
+
+def use_sandbox(sandbox: Sandbox | None) -> None:
+    """Run the graph's sandbox jobs on `sandbox` (None: back to the process-wide one)."""
+    global _sandbox_override
+    _sandbox_override = sandbox
 
 
 def get_library() -> ToolLibrary:

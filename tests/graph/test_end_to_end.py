@@ -338,3 +338,26 @@ def test_a_thread_continues_with_its_history(sea_home: Path, script) -> None:
     assert [turn["request"] for turn in second.state["history"]] == [PERCENT_REQUEST, "And 15 percent of 300 again?"]
     assert second.state["usage"]["calls"] == 3  # counted per run, not per thread
     assert PERCENT_REQUEST in [c for c in model.calls if c.kind == "ToolArguments"][1].text
+
+
+def test_a_missing_sandbox_image_ends_the_run_with_its_one_sentence(sea_home: Path, script) -> None:
+    from sandbox import Sandbox
+    from sea.settings import Settings
+
+    model, model_id = script(
+        ToolChoice=[ToolChoice(choice="calculate_percentage", reason="percentages")],
+        ToolArguments=[tool_call("ToolArguments", {"value": 300, "percent": 15})],
+    )
+    missing = Sandbox(Settings(sandbox_image="sea-sandbox:does-not-exist"))
+    resources.use_sandbox(missing)
+    try:
+        run = run_graph(PERCENT_REQUEST, model_id)
+    finally:
+        resources.use_sandbox(None)
+        missing.close()
+    assert run.state["outcome"] == "error"
+    assert run.state["answer"].startswith(
+        "The execute step failed: The sandbox image sea-sandbox:does-not-exist is missing"
+    )
+    assert "python -m sandbox build-image" in run.state["answer"]
+    assert "text" not in model.kinds()

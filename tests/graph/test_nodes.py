@@ -343,3 +343,18 @@ def test_respond_answers_from_the_result(sea_home: Path, script) -> None:
     update = nodes.respond(state, runtime(model_id))
     assert update["answer"].startswith("The answer is 45.0.")
     assert update["usage"]["calls"] == 3 and "(3 LLM call(s)" in update["answer"]
+
+
+def test_register_uses_an_existing_twin_instead_of_a_duplicate(sea_home: Path) -> None:
+    verified = nodes.verify(synthesis_state(tests=REVERSE_STRING_TESTS, code=REVERSE_STRING_CODE), runtime())
+    state = synthesis_state(tests=REVERSE_STRING_TESTS, code=REVERSE_STRING_CODE, **verified)
+    first = nodes.register(state, runtime("scripted:demo"), {"configurable": {"thread_id": "a"}})
+    twin_spec = {**REVERSE_SPEC, "name": "flip_text", "signature": "def flip_text(text: str) -> str"}
+    twin_code = REVERSE_STRING_CODE.replace("reverse_string", "flip_text")
+    twin_tests = REVERSE_STRING_TESTS.replace("reverse_string", "flip_text")
+    verified = nodes.verify(synthesis_state(spec=twin_spec, tests=twin_tests, code=twin_code), runtime())
+    twin_state = synthesis_state(spec=twin_spec, tests=twin_tests, code=twin_code, **verified)
+    second = nodes.register(twin_state, runtime("scripted:demo"), {"configurable": {"thread_id": "b"}})
+    assert second["tool"]["name"] == first["tool"]["name"] == "reverse_string"
+    assert second["tool"]["source"] == "library"
+    assert "flip_text" not in {tool.name for tool in resources.get_library().list_tools()}
