@@ -16,6 +16,7 @@ from ui import runner, view
 THREAD_PARAM = "thread"
 NOT_CONFIGURED = ""
 MAX_REQUEST_CHARS = 4000
+RECENT_THREADS = 20
 
 
 # --- cached resources ------------------------------------------------------------------------------------
@@ -151,6 +152,13 @@ def _new_conversation() -> None:
     st.session_state.pop("pending", None)
 
 
+def _open_thread(thread_id: str) -> None:
+    st.session_state.thread_id = thread_id
+    st.query_params[THREAD_PARAM] = thread_id
+    st.session_state.pop("pending", None)
+    st.session_state.get("turns", {}).pop(thread_id, None)  # rebuilt from its checkpoints
+
+
 def _set_pending(action: dict[str, Any]) -> None:
     st.session_state.pending = action
 
@@ -215,6 +223,21 @@ def sidebar_checkpoints(graph: Any, thread_id: str) -> None:
         st.text_area("Fork with edits (key=value, one per line)", key="fork_edits",
                      placeholder="request=Reverse 'Python'")
         st.button("Fork and run", use_container_width=True, on_click=_fork_clicked, args=(choices[label],))
+
+
+def sidebar_threads(graph: Any, thread_id: str) -> None:
+    """Recent conversations (`runs list`), each openable; the current one is marked."""
+    threads = runner.recent_threads(graph, limit=RECENT_THREADS)
+    with st.sidebar.expander(f"Recent conversations ({len(threads)})", expanded=False):
+        if not threads:
+            st.caption("None yet.")
+        for thread in threads:
+            label = view.ev._short(thread.request or "(no request)", 48)
+            if thread.thread_id == thread_id:
+                st.markdown(f"**▸ {view.escape_markdown(label)}** (this one)")
+            else:
+                st.button(label, key=f"open-{thread.thread_id}", on_click=_open_thread, args=(thread.thread_id,),
+                          use_container_width=True, help=f"thread {thread.thread_id}")
 
 
 def _fork_clicked(checkpoint_id: str) -> None:
@@ -307,6 +330,7 @@ def main() -> None:
             # (resume, replay and fork change the branch: the next rerun rebuilds the thread from its checkpoints)
 
     sidebar_checkpoints(graph, thread_id)
+    sidebar_threads(graph, thread_id)
     sidebar_library()
 
 

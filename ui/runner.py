@@ -247,6 +247,13 @@ def fork(graph: Any, thread_id: str, checkpoint_id: str, assignments: list[str],
                     config=config)
 
 
+def recent_threads(graph: Any, limit: int = 20) -> list[Any]:
+    """The most recently updated threads (`graph.runs.ThreadInfo`), newest first."""
+    from graph.runs import list_threads
+
+    return list(list_threads(graph, limit=limit))
+
+
 def library_tools() -> list[Any]:
     """The library's active tools (ToolManifest), sorted by name."""
     from graph.resources import get_library

@@ -266,3 +266,17 @@ def test_sidebar_replay_and_a_refused_fork(demo_home: Path) -> None:
     assert [m.markdown[0].value for m in at.chat_message if m.name == "user"][-1].startswith("\\(replay from")
     checkpoints_after = next(e.label for e in at.sidebar.expander if e.label.startswith("Checkpoints"))
     assert checkpoints_after != checkpoints_before
+
+
+def test_recent_conversations_reopen_a_thread(demo_home: Path) -> None:
+    at = ask(new_app(), "What is 15 percent of 300?")
+    first = at.session_state["thread_id"]
+    next(b for b in at.sidebar.button if b.label == "New conversation").click().run()
+    assert at.session_state["thread_id"] != first and len(at.status) == 0
+
+    opener = next(b for b in at.sidebar.button if b.label == "What is 15 percent of 300?")
+    opener.click().run(timeout=RUN_TIMEOUT)
+    assert not at.exception
+    assert at.session_state["thread_id"] == first and at.query_params["thread"] == first
+    assert nodes_of(at) == ["retrieve", "decide", "execute", "respond"]
+    assert "The result is 45" in texts(assistant_messages(at)[-1])
