@@ -6,6 +6,7 @@ import ast
 import hashlib
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -459,32 +460,54 @@ class ToolLibrary:
 
     def import_pack(self, path: str | Path) -> PackReport:
         """Import a pack: check it, re-verify every tool in the sandbox, register those that pass."""
-        drafts = read_pack(Path(path))
-        results = [self._install(d, source="import") for d in drafts]
-        return PackReport(path=str(path), results=results)
+        return PackReport(path=str(path), results=self._install(read_pack(Path(path)), source="import"))
 
     def seed(self) -> PackReport:
         """Install the starter tools, each verified in the sandbox; running it again changes nothing."""
         from tools_library.seeds import seed_drafts
 
-        return PackReport(path="seeds", results=[self._install(d, source="seed") for d in seed_drafts()])
+        return PackReport(path="seeds", results=self._install(seed_drafts(), source="seed"))
 
-    def _install(self, draft: ToolDraft, *, source: str) -> InstallResult:
-        existing = self.store.find_by_content(draft.name, draft.code, draft.tests)
-        if existing is not None:
-            return InstallResult(name=draft.name, version=existing, outcome="unchanged", reason="already present")
-        provenance = draft.provenance.model_copy(update={"source": source})
-        draft = draft.model_copy(update={"provenance": provenance, "verification": {}})
-        try:
-            check_draft(draft)
-            manifest = self.register(draft, verify=True)
-        except DuplicateToolError as exc:
-            return InstallResult(name=draft.name, outcome="refused", reason=str(exc))
-        except NotVerifiedError as exc:
-            return InstallResult(name=draft.name, outcome="refused", reason=str(exc))
-        except InvalidToolError as exc:
-            return InstallResult(name=draft.name, outcome="refused", reason=str(exc))
-        return InstallResult(name=draft.name, version=manifest.version, outcome="installed")
+    def _install(self, drafts: list[ToolDraft], *, source: str) -> list[InstallResult]:
+        """Verify the drafts not yet present in the sandbox (in parallel), then register those that pass."""
+        results: dict[str, InstallResult] = {}
+        to_verify: list[ToolDraft] = []
+        for draft in drafts:
+            existing = self.store.find_by_content(draft.name, draft.code, draft.tests)
+            if existing is not None:
+                results[draft.name] = InstallResult(
+                    name=draft.name, version=existing, outcome="unchanged", reason="already present"
+                )
+                continue
+            try:
+                check_draft(draft)
+            except InvalidToolError as exc:
+                results[draft.name] = InstallResult(name=draft.name, outcome="refused", reason=str(exc))
+                continue
+            provenance = draft.provenance.model_copy(update={"source": source, "sandbox_image_id": ""})
+            to_verify.append(draft.model_copy(update={"provenance": provenance, "verification": {}}))
+
+        workers = max(1, min(len(to_verify), self.settings.sandbox_pool_size))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sea-library-verify") as pool:
+            reports = list(pool.map(lambda d: self.sandbox.run_tests(d.code, d.tests), to_verify))
+        for draft, report in zip(to_verify, reports, strict=True):
+            if report.verdict != "passed":
+                reason = f"Tool {draft.name!r} failed verification in the sandbox ({report.verdict}): {report.message}"
+                results[draft.name] = InstallResult(name=draft.name, outcome="refused", reason=reason)
+                continue
+            verified = draft.model_copy(
+                update={
+                    "verification": report.model_dump(mode="json"),
+                    "provenance": draft.provenance.model_copy(update={"sandbox_image_id": report.image_id}),
+                }
+            )
+            try:
+                manifest = self.register(verified)
+            except DuplicateToolError as exc:
+                results[draft.name] = InstallResult(name=draft.name, outcome="refused", reason=str(exc))
+                continue
+            results[draft.name] = InstallResult(name=draft.name, version=manifest.version, outcome="installed")
+        return [results[d.name] for d in drafts]
 
 
 def check_draft(draft: ToolDraft) -> None:
