@@ -150,6 +150,20 @@ def test_active_cards_follow_rollback_and_retirement(store: ToolStore) -> None:
     assert [c.name for c in store.active_cards(include_retired=True)] == ["add_numbers", "other_tool"]
 
 
+def test_a_new_version_of_a_retired_tool_is_active(store: ToolStore) -> None:
+    store.add_version(make_draft("add_numbers"))
+    store.set_status("add_numbers", "retired")
+    generation = store.generation()
+    manifest, created = store.add_version(make_draft("add_numbers", body="return b + a"))
+    assert created and manifest.version == 2 and manifest.status == "active"
+    assert store.state("add_numbers") == {"active": 2, "latest": 2, "status": "active"}
+    assert store.generation() == generation + 1
+    # Re-registering the retired content returns it without changing anything.
+    old, created_again = store.add_version(make_draft("add_numbers"))
+    assert not created_again and old.version == 1 and not old.current
+    assert store.generation() == generation + 1
+
+
 def test_unknown_tool(store: ToolStore) -> None:
     with pytest.raises(ToolNotFoundError, match="no tool named 'nothing_here'"):
         store.read("nothing_here")
