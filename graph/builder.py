@@ -61,7 +61,7 @@ def make_builder() -> StateGraph:
     retry = model_retry_policy()
     sg: StateGraph = StateGraph(State, input_schema=InputState, context_schema=Context)
     sg.set_node_defaults(error_handler=handle_node_error)
-    sg.add_node("retrieve", retrieve)
+    sg.add_node("retrieve", retrieve, retry_policy=retry)
     sg.add_node("decide", decide, retry_policy=retry)
     sg.add_node("spec", spec, retry_policy=retry)
     sg.add_node("write_tests", write_tests, retry_policy=retry)

@@ -135,6 +135,9 @@ def check_test_code(tests: str, function_name: str, allowed: Iterable[str]) -> l
     ]
     if not test_functions:
         problems.append("The tests contain no test function (a function whose name starts with test_).")
+    top_level_names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    for name in sorted({n for n in top_level_names if top_level_names.count(n) > 1}):
+        problems.append(f"{name} is defined more than once; the later definition hides the earlier test.")
     for func in test_functions:
         for arg in [*func.args.args, *func.args.kwonlyargs]:
             if arg.arg in _FORBIDDEN_FIXTURES:

@@ -307,6 +307,7 @@ GOOD_HEAD = "from tool import reverse_string\n\n"
         (GOOD_HEAD + "def test_x():\n    exit(0)\n", "calling exit()"),
         (GOOD_HEAD + "import conftest\ndef test_x():\n    pass\n", "conftest"),
         (GOOD_HEAD + "pytest_plugins = ['x']\ndef test_x():\n    pass\n", "pytest_plugins"),
+        (GOOD_HEAD + "def test_x():\n    assert 1\ndef test_x():\n    assert 2\n", "defined more than once"),
     ],
 )
 def test_tests_static_problems(tests: str, fragment: str) -> None:
