@@ -6,6 +6,7 @@ only draws. One `st.status` per node step (never nested), updated from running t
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -13,6 +14,7 @@ import streamlit as st
 
 from ui import runner, view
 
+log = logging.getLogger(__name__)
 THREAD_PARAM = "thread"
 NOT_CONFIGURED = ""
 MAX_REQUEST_CHARS = 4000
@@ -276,8 +278,16 @@ def run_live(request: str, action: Any) -> view.TurnView:
 
 
 def main() -> None:
-    """Draw the page and run what the user asked for."""
+    """Draw the page and run what the user asked for; an unexpected failure is one line, never a traceback."""
     st.set_page_config(page_title="Self-Engineering Agent", page_icon="🛠️")
+    try:
+        _page()
+    except Exception as exc:  # Streamlit's own stop/rerun signals are BaseExceptions and pass through
+        log.debug("page failed", exc_info=exc)
+        st.error(f"Something went wrong: {type(exc).__name__}: {runner.one_line(exc)}. Reload the page to retry.")
+
+
+def _page() -> None:
     problem = runner.settings_problem()
     if problem is not None:
         draw_problem(problem, "error")

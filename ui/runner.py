@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from langgraph.types import Command
 from pydantic import ValidationError
 
 from graph import events as ev
+from sea.settings import get_settings
 from ui import view
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,6 @@ def one_line(exc: BaseException) -> str:
 
 def settings_problem() -> Problem | None:
     """A bad SEA_* setting as one sentence, or None."""
-    from sea.settings import get_settings
-
     try:
         get_settings()
     except ValidationError as exc:
@@ -68,7 +68,6 @@ def settings_problem() -> Problem | None:
 def model_problem(model: str | None) -> Problem | None:
     """Why `model` cannot be used (how to configure one), or None when it can."""
     from graph.models import ModelNotConfiguredError, get_chat_model
-    from sea.settings import get_settings
 
     if not model or not model.strip():
         return Problem("No model configured", NO_MODEL_HELP)
@@ -106,6 +105,11 @@ def open_graph() -> tuple[Any, Any]:
         saver = make_checkpointer()
     except CheckpointerConfigError as exc:
         raise SetupError(str(exc)) from None
+    except sqlite3.DatabaseError as exc:
+        path = get_settings().checkpoints_path
+        raise SetupError(
+            f"The checkpoints file {path} cannot be opened ({one_line(exc)}); move it away to start with no history."
+        ) from None
     return build_graph(saver), saver
 
 

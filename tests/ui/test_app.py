@@ -280,3 +280,23 @@ def test_recent_conversations_reopen_a_thread(demo_home: Path) -> None:
     assert at.session_state["thread_id"] == first and at.query_params["thread"] == first
     assert nodes_of(at) == ["retrieve", "decide", "execute", "respond"]
     assert "The result is 45" in texts(assistant_messages(at)[-1])
+
+
+def test_an_unreadable_checkpoints_file_is_one_clear_message(demo_home: Path) -> None:
+    (demo_home / "checkpoints.sqlite").write_bytes(b"this is not a database\n" * 200)  # a fault, injected
+    at = new_app()
+    assert not at.exception
+    message = "\n".join(e.value for e in at.error)
+    assert "checkpoints.sqlite cannot be opened" in message and "move it away" in message
+
+
+def test_a_bad_setting_is_one_clear_message(demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sea.settings import get_settings
+
+    monkeypatch.setenv("SEA_MAX_REPAIRS", "many")
+    get_settings.cache_clear()
+    at = new_app()
+    assert not at.exception
+    assert any("SEA_MAX_REPAIRS" in e.value for e in at.error)
+    monkeypatch.undo()
+    get_settings.cache_clear()
