@@ -1,8 +1,8 @@
 """The in-container runner: the only trusted program inside a sandbox container.
 
 The host starts every container with this file's source as its main process (`python3 -I -B -c <source>
-serve [--zygote]`), so the image never has to contain it, and talks to it over the attached stdin and
-stdout. The runner makes itself non-dumpable, optionally forks a zygote that imports pytest ahead of need,
+serve [--preload]`), so the image never has to contain it, and talks to it over the attached stdin and
+stdout. The runner makes itself non-dumpable, optionally starts a zygote that imports pytest ahead of need,
 prints a ready line, then reads one job (a length line, then JSON) and answers with exactly one line,
 `<nonce> <json>`, where the nonce is the one the host put in the job. The untrusted code (pytest and the
 tests, or the tool for a call) runs in a child process whose stdout and stderr are capped pipes and which
@@ -780,7 +780,7 @@ def read_job() -> bytes:
 def main(argv: list[str]) -> int:
     """Start (with a zygote if asked), say ready, read one job from stdin, run it, print the envelope."""
     undumpable = make_undumpable()
-    zygote = start_zygote() if "--zygote" in argv else None
+    zygote = start_zygote() if "--preload" in argv else None
     sys.stdout.buffer.write(READY_LINE + b"\n")
     sys.stdout.buffer.flush()
     raw = read_job()
@@ -827,23 +827,33 @@ WARM_MODULES = (
 )
 
 
-def start_zygote() -> socket.socket | None:
-    """Fork the zygote before any job (and so any nonce) exists; wait until its imports are done.
+def own_source() -> str:
+    """This program's source, as the host passed it after `-c` (to start the zygote from the same text)."""
+    with open("/proc/self/cmdline", "rb") as handle:
+        argv = handle.read().split(b"\0")
+    return argv[argv.index(b"-c") + 1].decode("utf-8")
 
-    Returns our end of the SOCK_SEQPACKET pair, or None if the zygote failed (the runner then spawns plain
-    interpreters)."""
+
+def start_zygote() -> socket.socket | None:
+    """Start the zygote before any job (and so any nonce) exists; wait until its imports are done.
+
+    The zygote is a fresh interpreter running this same source with `<fd> zygote` as its arguments, its stdio
+    on /dev/null: it never holds the container's stdin or stdout. Returns our end of the SOCK_SEQPACKET pair,
+    or None if the zygote failed (the runner then spawns plain interpreters)."""
+    import subprocess
+
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
+    try:
+        subprocess.Popen(
+            [sys.executable, "-I", "-B", "-c", own_source(), str(theirs.fileno()), "zygote"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),), close_fds=True,
+        )
+    except (OSError, ValueError):
         ours.close()
-        code = 0
-        try:
-            zygote_main(theirs)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    theirs.close()
+        return None
+    finally:
+        theirs.close()
     ours.settimeout(ZYGOTE_READY_TIMEOUT_S)
     try:
         ready = ours.recv(64) == b"ready"
@@ -866,10 +876,7 @@ def zygote_main(conn: socket.socket) -> None:
     import importlib
     import types
 
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
+    make_undumpable()  # the jobs' children it forks make themselves dumpable again
     for name in WARM_MODULES:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
@@ -951,4 +958,7 @@ def zygote_child(request: dict, fds: list[int], builtins: object, types: object)
 
 
 if __name__ == "__main__":
+    if sys.argv[-1:] == ["zygote"]:
+        zygote_main(socket.socket(fileno=int(sys.argv[-2])))
+        sys.exit(0)
     sys.exit(main(sys.argv[1:]))

@@ -211,7 +211,7 @@ class Sandbox:
 
     def _start(self, api: docker.APIClient, spec: ctr.ContainerSpec) -> ctr.AttachedContainer:
         """A container whose runner has said it is ready (with its zygote's imports done, in a pool)."""
-        command = RUNNER_COMMAND + (["--zygote"] if self.use_zygote else [])
+        command = RUNNER_COMMAND + (["--preload"] if self.use_zygote else [])
         return ctr.start_attached(api, spec, command, READY_LINE, READY_TIMEOUT_S)
 
     @staticmethod
