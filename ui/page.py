@@ -324,12 +324,15 @@ def _page() -> None:
         request = str(prompt or "").strip()
         if prompt is not None and not request:
             st.warning("The request is empty; say what you want, e.g. “Reverse the string 'hello'”.")
-        elif model_problem is not None:
+        elif model_problem is not None or sandbox_problem is not None:
+            if request:
+                with st.chat_message("user"):
+                    st.markdown(view.escape_markdown(request))
             with st.chat_message("assistant"):
-                draw_problem(model_problem)
-        elif sandbox_problem is not None:
-            with st.chat_message("assistant"):
-                draw_problem(sandbox_problem, "error")
+                if model_problem is not None:
+                    draw_problem(model_problem)
+                else:
+                    draw_problem(sandbox_problem, "error")  # type: ignore[arg-type]
         else:
             # Forget the thread's turns while it runs: if the user stops the run, the next rerun rebuilds them
             # from the checkpoints, partial run included.

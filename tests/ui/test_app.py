@@ -125,6 +125,7 @@ def test_no_model_configured_says_how_to_configure_one(unconfigured_home: Path) 
     assert not at.exception
     assert len(at.status) == 0  # nothing ran
     assert "SEA_MODEL" in texts(assistant_messages(at)[-1])
+    assert [m.markdown[0].value for m in at.chat_message if m.name == "user"] == ["What is 15 percent of 300?"]
     compiled, saver = runner.open_graph()
     try:
         assert not list(compiled.get_state_history(thread_config(at.session_state["thread_id"])))
