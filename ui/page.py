@@ -198,7 +198,7 @@ def sidebar_top() -> str:
                              help="From SEA_MODEL; scripted:demo is the offline demo: scripted, not a real model.")
         if model == view.DEMO_MODEL:
             st.caption(f"⚠ {view.DEMO_LABEL}: it knows only its three seed examples.")
-        st.button("New conversation", on_click=_new_conversation, use_container_width=True)
+        st.button("New conversation", on_click=_new_conversation, width="stretch")
         st.caption(f"Thread `{st.session_state.thread_id}`")
     return str(model or "")
 
@@ -214,17 +214,17 @@ def sidebar_checkpoints(graph: Any, thread_id: str) -> None:
             nxt = f" → {', '.join(row.next)}" if row.next else ""
             st.markdown(
                 f"`{row.step:>3}` **{view.escape_markdown(row.node)}**{view.escape_markdown(nxt)} — "
-                f"{view.escape_markdown(view.ev._short(row.summary, 90))}"
+                f"{view.escape_markdown(view.shorten(row.summary, 90))}"
             )
         choices = {f"step {r.step} · {r.node} · …{r.checkpoint_id[-8:]}": r.checkpoint_id for r in rows if r.next}
         if not choices:
             return
         label = st.selectbox("From checkpoint", list(choices), key="checkpoint_choice")
-        st.button("Replay from here", use_container_width=True, on_click=_set_pending,
+        st.button("Replay from here", width="stretch", on_click=_set_pending,
                   args=({"kind": "replay", "checkpoint": choices[label]},))
         st.text_area("Fork with edits (key=value, one per line)", key="fork_edits",
                      placeholder="request=Reverse 'Python'")
-        st.button("Fork and run", use_container_width=True, on_click=_fork_clicked, args=(choices[label],))
+        st.button("Fork and run", width="stretch", on_click=_fork_clicked, args=(choices[label],))
 
 
 def sidebar_threads(graph: Any, thread_id: str) -> None:
@@ -234,12 +234,12 @@ def sidebar_threads(graph: Any, thread_id: str) -> None:
         if not threads:
             st.caption("None yet.")
         for thread in threads:
-            label = view.ev._short(thread.request or "(no request)", 48)
+            label = view.shorten(thread.request or "(no request)", 48)
             if thread.thread_id == thread_id:
                 st.markdown(f"**▸ {view.escape_markdown(label)}** (this one)")
             else:
                 st.button(label, key=f"open-{thread.thread_id}", on_click=_open_thread, args=(thread.thread_id,),
-                          use_container_width=True, help=f"thread {thread.thread_id}")
+                          width="stretch", help=f"thread {thread.thread_id}")
 
 
 def _fork_clicked(checkpoint_id: str) -> None:

@@ -95,6 +95,12 @@ class Change:
 _MARKDOWN_SPECIALS = "\\`*_{}[]<>()#+-.!|~$:"
 
 
+def shorten(text: object, width: int = 160) -> str:
+    """One line of at most `width` characters (whitespace collapsed, an ellipsis when cut)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 def escape_markdown(text: str) -> str:
     """Plain text that Streamlit's markdown shows literally (no emphasis, links, LaTeX or emoji codes)."""
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in text)
@@ -140,7 +146,7 @@ def test_line(event: ev.TestResult) -> tuple[str, bool]:
         note = "passes" if ok else "fails on the implementation"
     line = f"{event.phase} · {name}: {event.outcome} — {note}"
     if not ok and event.message:
-        line += f": {ev._short(event.message, 200)}"
+        line += f": {shorten(event.message, 200)}"
     return line, ok
 
 
