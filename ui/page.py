@@ -340,6 +340,8 @@ def _page() -> None:
             turn = _run(graph, thread_id, model, request, pending)
             if turn is not None and pending is None:
                 st.session_state.turns[thread_id] = [*turns, turn]
+            if turn is not None and turn.unfinished:
+                _offer_resume(runner.thread_status(graph, thread_id))
             # (resume, replay and fork change the branch: the next rerun rebuilds the thread from its checkpoints)
 
     sidebar_checkpoints(graph, thread_id)

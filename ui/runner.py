@@ -158,7 +158,14 @@ def run_turn(
         result = stream_run(graph, graph_input, run_config, context=context_for(model), on_event=on_event)
     except Exception as exc:  # a run-level failure: shown as one line, the traceback only in the log
         log.debug("run failed", exc_info=exc)
-        on_event(ev.ErrorEvent(message=f"The run failed: {type(exc).__name__}: {one_line(exc)}"))
+        message = f"The run failed: {type(exc).__name__}: {one_line(exc)}"
+        try:
+            turn.unfinished = thread_status(graph, thread_id).next
+        except Exception:  # the checkpointer itself may be what failed
+            turn.unfinished = []
+        if turn.unfinished:
+            message += " It stopped at its last checkpoint: **Resume the run** continues it."
+        on_event(ev.ErrorEvent(message=message))
         return turn
     view.finish_turn(turn, result.values, result.next)
     if on_change is not None:

@@ -202,3 +202,13 @@ def test_an_interrupted_run_is_shown_and_resumed_with_a_command() -> None:
     assert view.answer_style(resumed) == "answer"
     assert runner.thread_status(small, thread_id) == runner.ThreadStatus(interrupts=[], next=[])
     assert runner.parse_resume_value('{"unit": "K"}') == {"unit": "K"}
+
+
+def test_a_run_whose_checkpointer_fails_is_one_line(demo_home: Path) -> None:
+    compiled, saver = runner.open_graph()
+    saver.conn.close()  # a fault, injected: the checkpoint database goes away before the run
+    turn = runner.run_turn(compiled, str(uuid.uuid4()), {"request": "What is 15 percent of 300?"}, model=DEMO,
+                           request="What is 15 percent of 300?")
+    assert turn.error.startswith("The run failed: ProgrammingError: Cannot operate on a closed database")
+    assert "\n" not in turn.error
+    assert view.answer_style(turn) == "failure"
