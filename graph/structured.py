@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ValidationError
@@ -37,6 +38,10 @@ _TRANSIENT_NAMES = frozenset(
         "TimeoutException",
     }
 )
+
+
+# Provider errors that mean "the answer was unusable" rather than "the API failed".
+_MALFORMED_NAMES = frozenset({"LengthFinishReasonError", "ContentFilterFinishReasonError"})
 
 
 class StructuredOutputError(RuntimeError):
@@ -94,7 +99,14 @@ def call_structured(
     current = usage or empty_usage()
     problems: list[str] = []
     for _attempt in range(retries + 1):
-        output = runnable.invoke(conversation)
+        try:
+            output = runnable.invoke(conversation)
+        except Exception as exc:
+            # Some providers parse inside the client (OpenAI's json_schema method), so a malformed answer
+            # raises here instead of coming back as `parsing_error`; everything else propagates.
+            if not _is_malformed_output(exc):
+                raise
+            output = {"raw": None, "parsed": None, "parsing_error": exc}
         raw = output.get("raw") if isinstance(output, dict) else None
         current = add_usage(current, raw)
         emit("llm", **current)
@@ -133,6 +145,12 @@ def call_text(model: BaseChatModel, messages: Sequence[BaseMessage], *, usage: U
     emit("llm", **current)
     content = message.content if isinstance(message.content, str) else json.dumps(message.content)
     return content.strip(), current
+
+
+def _is_malformed_output(exc: BaseException) -> bool:
+    if isinstance(exc, ValidationError | OutputParserException | json.JSONDecodeError):
+        return True
+    return any(cls.__name__ in _MALFORMED_NAMES for cls in type(exc).__mro__)
 
 
 def _error_lines(error: BaseException, schema_name: str) -> list[str]:

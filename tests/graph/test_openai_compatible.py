@@ -1,0 +1,133 @@
+"""A real provider client end to end: `init_chat_model("openai:...")` with SEA_MODEL_BASE_URL pointing at a
+local OpenAI-compatible server that plays a scripted LLM. This checks what the scripted chat model can't: the
+provider's structured-output request (json_schema), its parsing, token usage from the API, a 429 with
+Retry-After, and a malformed JSON answer fed back through the real parser."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph import resources
+from tests.graph.graph_test_helpers import PERCENT_REQUEST, run_graph
+
+pytestmark = [pytest.mark.docker]
+
+
+class FakeOpenAI:
+    """Answers /v1/chat/completions from one queue per structured-output schema name ("text" for plain)."""
+
+    def __init__(self, replies: dict[str, list[tuple[int, str]]]) -> None:
+        self.replies = replies
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(body)
+                kind = (body.get("response_format") or {}).get("json_schema", {}).get("name", "text")
+                status, content = fake.replies[kind].pop(0)
+                if status != 200:
+                    payload = json.dumps({"error": {"message": content, "type": "rate_limit_error"}}).encode()
+                    self.send_response(status)
+                    self.send_header("Retry-After", "0")
+                else:
+                    payload = json.dumps(
+                        {
+                            "id": "chatcmpl-test",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": content},
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+                        }
+                    ).encode()
+                    self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def kinds(self) -> list[str]:
+        return [(r.get("response_format") or {}).get("json_schema", {}).get("name", "text") for r in self.requests]
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    servers: list[FakeOpenAI] = []
+
+    def start(replies: dict[str, list[tuple[int, str]]]) -> FakeOpenAI:
+        server = FakeOpenAI(replies)
+        server.thread.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.server.shutdown()
+        server.server.server_close()
+
+
+def test_a_real_openai_client_runs_the_graph(sea_home: Path, fake_openai) -> None:
+    server = fake_openai(
+        {
+            "ToolChoice": [
+                (429, "Rate limit reached"),
+                (200, json.dumps({"choice": "calculate_percentage", "reason": "It computes percentages."})),
+            ],
+            "ToolArguments": [
+                (200, '{"value": 300, "percent": '),  # cut-off JSON: the real parser fails, the error is fed back
+                (200, json.dumps({"value": 300, "percent": 15})),
+            ],
+            "text": [(200, "15 percent of 300 is 45.")],
+        }
+    )
+    run = run_graph(PERCENT_REQUEST, "openai:gpt-4.1-mini", model_base_url=server.url)
+    assert run.state["outcome"] == "answered", run.state.get("failure")
+    assert run.state["result"]["result"] == 45
+    assert run.state["answer"].startswith("15 percent of 300 is 45.")
+    assert server.kinds() == ["ToolChoice", "ToolChoice", "ToolArguments", "ToolArguments", "text"]
+    # The structured requests carry the schema the provider enforces.
+    decide_request = server.requests[1]
+    assert decide_request["response_format"]["json_schema"]["schema"]["required"] == ["choice", "reason"]
+    assert decide_request["model"] == "gpt-4.1-mini" and decide_request["temperature"] == 0.0
+    feedback = server.requests[3]["messages"][-1]["content"]
+    assert "Your previous answer was rejected" in feedback
+    # Usage comes from the API: 100 + 10 tokens per answered call; the 429 is no call. The cut-off answer counts
+    # as a call, but OpenAI's client raises while parsing it and drops its usage, so its tokens are unknown.
+    assert run.state["usage"] == {"calls": 4, "input_tokens": 300, "output_tokens": 30}
+    assert resources.get_library().get("calculate_percentage").usage.calls == 1
+
+
+def test_a_provider_that_keeps_failing_ends_the_run_cleanly(sea_home: Path, fake_openai, monkeypatch) -> None:
+    from sea.settings import get_settings
+
+    monkeypatch.setenv("SEA_API_RETRIES", "1")
+    get_settings.cache_clear()
+    server = fake_openai({"ToolChoice": [(503, "overloaded")] * 3})  # the client's own 2 retries, then ours: none
+    run = run_graph(PERCENT_REQUEST, "openai:gpt-4.1-mini", model_base_url=server.url)
+    assert run.state["outcome"] == "error"
+    assert run.state["answer"].startswith("The decide step failed: the model API kept failing")
+    assert "Traceback" not in run.state["answer"]
+    assert len(server.requests) == 3
