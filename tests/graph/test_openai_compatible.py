@@ -131,3 +131,29 @@ def test_a_provider_that_keeps_failing_ends_the_run_cleanly(sea_home: Path, fake
     assert run.state["answer"].startswith("The decide step failed: the model API kept failing")
     assert "Traceback" not in run.state["answer"]
     assert len(server.requests) == 3
+
+
+def test_a_real_openai_client_synthesizes_a_tool(sea_home: Path, fake_openai) -> None:
+    from graph.scripted import REVERSE_STRING_CODE, REVERSE_STRING_SPEC, REVERSE_STRING_TESTS
+    from tests.graph.graph_test_helpers import REVERSE_REQUEST
+
+    server = fake_openai(
+        {
+            "ToolChoice": [(200, json.dumps({"choice": None, "reason": "Nothing here reverses text."}))],
+            "ToolSpec": [(200, REVERSE_STRING_SPEC.model_dump_json())],
+            "TestSuite": [(200, json.dumps({"tests": REVERSE_STRING_TESTS}))],
+            "Implementation": [(200, json.dumps({"code": REVERSE_STRING_CODE}))],
+            "ToolArguments": [(200, json.dumps({"text": "hello world"}))],
+            "text": [(200, "Reversed: dlrow olleh")],
+        }
+    )
+    run = run_graph(REVERSE_REQUEST, "openai:gpt-4.1-mini", model_base_url=server.url)
+    assert run.state["outcome"] == "answered", run.state.get("failure")
+    assert run.state["result"]["result"] == "dlrow olleh"
+    assert run.state["spec"]["signature"] == "def reverse_string(text: str) -> str"
+    manifest = resources.get_library().get("reverse_string")
+    assert manifest.provenance.model_id == "openai:gpt-4.1-mini"
+    spec_schema = server.requests[server.kinds().index("ToolSpec")]["response_format"]["json_schema"]
+    assert spec_schema["strict"] is True and "Parameter" in spec_schema["schema"]["$defs"]
+    arguments_schema = server.requests[server.kinds().index("ToolArguments")]["response_format"]["json_schema"]
+    assert arguments_schema["schema"]["properties"]["text"]["type"] == "string"
