@@ -334,6 +334,14 @@ class Candidate:
     direction: float
 
 
+def _vector_id(name: str, kind: str) -> str:
+    return f"{name}::{kind}"
+
+
+def _name_of(vector_id: str) -> str:
+    return vector_id.rsplit("::", 1)[0]
+
+
 def _validate_query(query: str, k: int) -> None:
     if not isinstance(query, str) or not query.strip():
         raise ValueError("The search query is empty: give a few words describing the tool you need.")
@@ -438,7 +446,7 @@ class ToolIndex:
         ids, texts, metadatas = [], [], []
         for entry in latest.values():
             base = entry.model_dump()
-            ids += [f"{entry.name}::{_KIND_CARD}", f"{entry.name}::{_KIND_NAME}"]
+            ids += [_vector_id(entry.name, _KIND_CARD), _vector_id(entry.name, _KIND_NAME)]
             texts += [card_text(entry.name, entry.signature, entry.description), name_words(entry.name)]
             metadatas += [{**base, "kind": _KIND_CARD}, {"name": entry.name, "kind": _KIND_NAME}]
         with self._lock:
@@ -450,7 +458,7 @@ class ToolIndex:
         """Remove these tools from the index (unknown names are ignored)."""
         if not names:
             return
-        ids = [f"{name}::{kind}" for name in names for kind in (_KIND_CARD, _KIND_NAME)]
+        ids = [_vector_id(name, kind) for name in names for kind in (_KIND_CARD, _KIND_NAME)]
         with self._lock:
             self._store.delete(ids=ids)
             self._rebuild_lexical()
@@ -481,12 +489,13 @@ class ToolIndex:
             return []
         vector = self._embeddings.embed_query(corrected)
         dense: dict[str, float] = {}
-        # The collection is queried directly (not through similarity_search) to skip fetching documents.
+        # The collection is queried directly (not through similarity_search) to fetch only ids and distances:
+        # reading documents and metadata from Chroma's SQLite costs more than the vector search itself.
         found = self._store._collection.query(
-            query_embeddings=[vector], n_results=min(2 * len(names), 2 * pool), include=["metadatas", "distances"]
+            query_embeddings=[vector], n_results=min(2 * len(names), 2 * pool), include=["distances"]
         )
-        for metadata, distance in zip(found["metadatas"][0], found["distances"][0], strict=True):
-            name = str(metadata["name"])
+        for vector_id, distance in zip(found["ids"][0], found["distances"][0], strict=True):
+            name = _name_of(vector_id)
             dense[name] = max(dense.get(name, -1.0), 1.0 - float(distance))
         lexical: dict[str, float] = {}
         tokens = lexical_tokens(corrected)
@@ -496,14 +505,15 @@ class ToolIndex:
             lexical = {names[i]: float(scores[i]) for i in top if scores[i] > 0}
         missing = [name for name in lexical if name not in dense and name in entries]
         if missing:
-            stored = self._store.get(
-                ids=[f"{n}::{kind}" for n in missing for kind in (_KIND_CARD, _KIND_NAME)],
-                include=["embeddings", "metadatas"],
+            stored = self._store._collection.get(
+                ids=[_vector_id(n, kind) for n in missing for kind in (_KIND_CARD, _KIND_NAME)],
+                include=["embeddings"],
             )
             query_vector = np.asarray(vector, dtype=np.float32)
-            for metadata, stored_vector in zip(stored["metadatas"], stored["embeddings"], strict=True):
+            for vector_id, stored_vector in zip(stored["ids"], stored["embeddings"], strict=True):
                 cosine = float(np.dot(np.asarray(stored_vector, dtype=np.float32), query_vector))
-                dense[metadata["name"]] = max(dense.get(metadata["name"], -1.0), cosine)
+                name = _name_of(vector_id)
+                dense[name] = max(dense.get(name, -1.0), cosine)
         result = []
         for name in dense.keys() | lexical.keys():
             if name not in entries:  # written by another process since our last refresh
