@@ -437,13 +437,13 @@ def run(tools_path: Path, queries_path: Path, *, synthetic: int = 0, do_calibrat
 
 def _rrf(pool: list[Candidate], k: int = 60) -> list[str]:
     """Reciprocal rank fusion of the dense and BM25 orders of a candidate pool (for comparison)."""
-    dense = sorted(pool, key=lambda c: -c.dense)
-    lexical = sorted(pool, key=lambda c: -c.bm25)
+    dense = sorted(pool, key=lambda c: (-c.dense, c.entry.name))
+    lexical = sorted((c for c in pool if c.bm25 > 0), key=lambda c: (-c.bm25, c.entry.name))
     score: dict[str, float] = {}
     for order in (dense, lexical):
         for rank, candidate in enumerate(order, start=1):
             score[candidate.entry.name] = score.get(candidate.entry.name, 0.0) + 1.0 / (k + rank)
-    return sorted(score, key=lambda name: -score[name])[:5]
+    return sorted(score, key=lambda name: (-score[name], name))[:5]
 
 
 def _by_kind(ranked: list[list[str]], choices: list[str | None], floors: list[bool], queries: list[Query]

@@ -515,7 +515,7 @@ class ToolIndex:
                 name = _name_of(vector_id)
                 dense[name] = max(dense.get(name, -1.0), cosine)
         result = []
-        for name in dense.keys() | lexical.keys():
+        for name in sorted(dense.keys() | lexical.keys()):
             if name not in entries:  # written by another process since our last refresh
                 continue
             unit = units.get(name)
