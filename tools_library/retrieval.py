@@ -22,6 +22,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ def split_identifier(text: str) -> str:
     return _CAMEL.sub(r"\1 \2", text).replace("_", " ")
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """A light English stemmer (plurals, -ing, -ed, -ly, British -tre); enough to match query and card words."""
     if len(word) <= 3:
@@ -397,14 +399,12 @@ class ToolIndex:
             self._store.reset_collection()
         self._lock = threading.RLock()
         self._entries: dict[str, IndexEntry] = {}
+        self._token_cache: dict[tuple[str, str], tuple[list[str], set[str]]] = {}
         self._rebuild_lexical()
 
     # -- maintenance -------------------------------------------------------------------------------------------
 
-    def _rebuild_lexical(self) -> None:
-        """Reload entries from Chroma and rebuild BM25, the typo vocabulary and the conversion units."""
-        import bm25s
-
+    def _read_entries(self) -> dict[str, IndexEntry]:
         stored = self._store.get(where={"kind": _KIND_CARD}, include=["metadatas"])
         entries = {}
         for metadata in stored["metadatas"]:
@@ -413,21 +413,38 @@ class ToolIndex:
                 description=metadata["description"], content_hash=metadata["content_hash"],
             )
             entries[entry.name] = entry
+        return entries
+
+    def _rebuild_lexical(self, entries: dict[str, IndexEntry] | None = None) -> None:
+        """Rebuild BM25, the typo vocabulary and the conversion units from `entries` (default: what Chroma
+        holds). Token lists are cached per tool version, so a write re-tokenises only what changed."""
+        import bm25s
+
+        if entries is None:
+            entries = self._read_entries()
         names = sorted(entries)
         corrector = TypoCorrector()
         documents = []
+        cache: dict[tuple[str, str], tuple[list[str], set[str]]] = {}
         for name in names:
             entry = entries[name]
-            corrector.add(vocabulary_of(f"{entry.name} {entry.signature} {entry.description}"))
-            documents.append(
-                lexical_document(entry.name, entry.signature, entry.description, self.calibration.name_repeat)
-            )
+            key = (name, entry.content_hash)
+            cached = self._token_cache.get(key)
+            if cached is None:
+                cached = (
+                    lexical_document(entry.name, entry.signature, entry.description, self.calibration.name_repeat),
+                    vocabulary_of(f"{entry.name} {entry.signature} {entry.description}"),
+                )
+            cache[key] = cached
+            documents.append(cached[0])
+            corrector.add(cached[1])
         bm25 = None
         if names:
             bm25 = bm25s.BM25()
             bm25.index(documents, show_progress=False)
         units = {name: ConversionUnits.of(name, entries[name].description) for name in names}
         with self._lock:
+            self._token_cache = cache
             self._entries = entries
             self._names = names
             self._bm25 = bm25
@@ -452,7 +469,7 @@ class ToolIndex:
         with self._lock:
             self._store.delete(ids=ids)
             self._store.add_texts(texts=texts, metadatas=metadatas, ids=ids)
-            self._rebuild_lexical()
+            self._rebuild_lexical({**self._entries, **latest})
 
     def delete(self, names: list[str]) -> None:
         """Remove these tools from the index (unknown names are ignored)."""
@@ -461,7 +478,7 @@ class ToolIndex:
         ids = [_vector_id(name, kind) for name in names for kind in (_KIND_CARD, _KIND_NAME)]
         with self._lock:
             self._store.delete(ids=ids)
-            self._rebuild_lexical()
+            self._rebuild_lexical({n: e for n, e in self._entries.items() if n not in set(names)})
 
     def indexed(self) -> dict[str, str]:
         """name -> content_hash of every indexed tool."""
