@@ -12,9 +12,14 @@ env_file="$SEA_HOME/test-services.env"
 tmp_env="$(mktemp)"
 trap 'rm -f "$tmp_env"' EXIT
 
+apt_updated=0
+apt_update_once() { if [ "$apt_updated" = 0 ]; then apt-get update -qq >/dev/null; apt_updated=1; fi; }
+
 # --- PostgreSQL ---------------------------------------------------------------------------------------
 pg_bin="${SEA_PG_BIN:-/usr/lib/postgresql/15/bin}"
-pg_dir="$SEA_HOME/test-services/postgres"
+# The cluster lives outside SEA_HOME, under /tmp: the `postgres` user must be able to reach it, and a clone
+# under a root-only folder (as CI's may be) would not let it.
+pg_dir="${SEA_PG_DIR:-/tmp/sea-test-postgres-$(printf %s "$SEA_HOME" | sha256sum | cut -c1-12)}"
 pg_data="$pg_dir/data"
 pg_user="postgres"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi; }
@@ -23,6 +28,7 @@ start_postgres() {
   if [ ! -x "$pg_bin/pg_ctl" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "installing PostgreSQL 15 with apt-get ..."
+      apt_update_once
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 >/dev/null
     else
       echo "PostgreSQL 15 is not installed ($pg_bin/pg_ctl missing); install postgresql-15." >&2
@@ -34,7 +40,7 @@ start_postgres() {
     mkdir -p "$pg_dir"
     chown "$pg_user" "$pg_dir"
     if ! runuser -u "$pg_user" -- test -w "$pg_dir"; then
-      echo "the $pg_user user cannot reach $pg_dir; set SEA_HOME to a folder it can traverse (e.g. under /tmp)." >&2
+      echo "the $pg_user user cannot reach $pg_dir; set SEA_PG_DIR to a folder it can reach (e.g. under /tmp)." >&2
       return 1
     fi
   else
@@ -81,6 +87,7 @@ start_postgres
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing chromium and chromium-driver with apt-get ..."
+    apt_update_once
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
   else
     echo "chromium is missing: install chromium and chromium-driver, or the browser test is skipped." >&2
