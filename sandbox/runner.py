@@ -780,7 +780,8 @@ def read_job() -> bytes:
 def main(argv: list[str]) -> int:
     """Start (with a zygote if asked), say ready, read one job from stdin, run it, print the envelope."""
     undumpable = make_undumpable()
-    zygote = start_zygote() if "--preload" in argv else None
+    # The zygote imports pytest before we say ready, so the pool only hands out containers that are warm.
+    zygote = Zygote().wait_ready(ZYGOTE_READY_TIMEOUT_S) if "--preload" in argv else None
     sys.stdout.buffer.write(READY_LINE + b"\n")
     sys.stdout.buffer.flush()
     raw = read_job()
@@ -819,12 +820,10 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-# Imported by the zygote before any job arrives, so a job's child starts with them loaded. Not hypothesis:
-# it would add about a third to every container's start-up cost for the few test files that use it.
-WARM_MODULES = (
-    "pytest", "inspect", "asyncio", "traceback", "json", "unittest", "dataclasses", "decimal", "fractions",
-    "statistics", "datetime", "re", "typing", "collections",
-)
+# Imported by the zygote before any job arrives, so a job's child starts with them loaded (plus pytest's
+# built-in plugins). Not hypothesis: it would add about a third to every container's start-up cost for the
+# few test files that use it.
+WARM_MODULES = ("pytest", "inspect", "json", "traceback")
 
 
 def own_source() -> str:
@@ -834,36 +833,47 @@ def own_source() -> str:
     return argv[argv.index(b"-c") + 1].decode("utf-8")
 
 
-def start_zygote() -> socket.socket | None:
-    """Start the zygote before any job (and so any nonce) exists; wait until its imports are done.
+class Zygote:
+    """The zygote: a fresh interpreter running this same source with `<fd> zygote` as its arguments, stdio on
+    /dev/null (it never holds the container's stdin or stdout), started before any job (and so any nonce)
+    exists. It says "ready" over a SOCK_SEQPACKET pair once its imports are done."""
 
-    The zygote is a fresh interpreter running this same source with `<fd> zygote` as its arguments, its stdio
-    on /dev/null: it never holds the container's stdin or stdout. Returns our end of the SOCK_SEQPACKET pair,
-    or None if the zygote failed (the runner then spawns plain interpreters)."""
-    import subprocess
+    def __init__(self) -> None:
+        import subprocess
 
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", own_source(), str(theirs.fileno()), "zygote"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),), close_fds=True,
-        )
-    except (OSError, ValueError):
-        ours.close()
+        self.sock: socket.socket | None = None
+        self.ready = False
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-I", "-B", "-c", own_source(), str(theirs.fileno()), "zygote"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),), close_fds=True,
+            )
+        except (OSError, ValueError):
+            self.proc = None
+            ours.close()
+        else:
+            self.sock = ours
+        finally:
+            theirs.close()
+
+    def wait_ready(self, timeout_s: float) -> socket.socket | None:
+        """Our end of the pair once the zygote is ready (waiting up to `timeout_s`); None if it is not, in
+        which case it is killed so its imports stop competing with the job."""
+        if self.sock is not None and not self.ready:
+            self.sock.settimeout(max(0.0, timeout_s))
+            try:
+                self.ready = self.sock.recv(64) == b"ready"
+            except OSError:
+                self.ready = False
+            self.sock.settimeout(None)
+        if self.ready:
+            return self.sock
+        if self.proc is not None:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
         return None
-    finally:
-        theirs.close()
-    ours.settimeout(ZYGOTE_READY_TIMEOUT_S)
-    try:
-        ready = ours.recv(64) == b"ready"
-    except OSError:
-        ready = False
-    if not ready:
-        ours.close()
-        return None
-    ours.settimeout(None)
-    return ours
 
 
 def zygote_main(conn: socket.socket) -> None:
