@@ -28,6 +28,8 @@ from tools_library.embeddings import MiniLMEmbeddings
 from tools_library.models import SearchHit
 from tools_library.retrieval import (
     CALIBRATION_PATH,
+    RERANK_FEATURES,
+    REUSE_FEATURES,
     Calibration,
     Candidate,
     IndexEntry,
@@ -217,6 +219,57 @@ def fit_floor(hits: list[list[SearchHit]], queries: list[Query], tune: list[int]
     return min(top.values()) - chosen, chosen
 
 
+RERANK_L2 = (0.01, 0.03, 0.1, 0.3)
+
+
+def fit_reranker(pools: list[list[Candidate]], queries: list[Query], subset: list[int], l2: float,
+                 steps: int = 1500) -> LogisticModel:
+    """A linear scorer over RERANK_FEATURES trained listwise (softmax over each query's candidate pool, the
+    expected tool as the answer) on the queries of `subset` whose expected tool is in the pool."""
+    rows = []
+    for i in subset:
+        names = [c.entry.name for c in pools[i]]
+        if queries[i].expected in names:
+            rows.append((np.array([c.features() for c in pools[i]]), names.index(queries[i].expected)))
+    if not rows:
+        raise BenchInputError("No tuning query has its expected tool among the candidates; nothing to learn.")
+    stacked = np.vstack([x for x, _ in rows])
+    means, scales = stacked.mean(axis=0), stacked.std(axis=0) + 1e-9
+    standardised = [((x - means) / scales, answer) for x, answer in rows]
+    w = np.zeros(stacked.shape[1])
+    for _ in range(steps):
+        gradient = l2 * w
+        for x, answer in standardised:
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            p[answer] -= 1.0
+            gradient += x.T @ p / len(standardised)
+        w -= 0.5 * gradient
+    # The bias does not change the order; it centres the sigmoid so a hit's score reads as a fit in (0, 1).
+    bias = -float(np.median([x[answer] @ w for x, answer in standardised])) + 2.0
+    return LogisticModel(weights=w.tolist(), bias=bias, means=means.tolist(), scales=scales.tolist())
+
+
+def choose_reranker_l2(pools: list[list[Candidate]], queries: list[Query], tune: list[int], index: ToolIndex,
+                       folds: int = 5) -> float:
+    """The L2 strength with the best 5-fold cross-validated MRR inside the tuning half."""
+    order = tune[:]
+    random.Random(SPLIT_SEED).shuffle(order)
+    best = (-1.0, RERANK_L2[0])
+    for l2 in RERANK_L2:
+        reciprocal = 0.0
+        for fold in range(folds):
+            held = order[fold::folds]
+            model = fit_reranker(pools, queries, [i for i in order if i not in held], l2, steps=600)
+            variant = Calibration(reranker=model)
+            ranked = [[h.name for h in index.fuse(pools[i], 5, variant)] for i in range(len(queries))]
+            reciprocal += ranking_figures(ranked, queries, held)["mrr"] * len(held)
+        if reciprocal > best[0]:
+            best = (reciprocal, l2)
+    return best[1]
+
+
 def calibrate(pools: list[list[Candidate]], queries: list[Query], tune: list[int], index: ToolIndex
               ) -> Calibration:
     """Fit fusion weights, the reuse model and the floor on the tuning queries only."""
@@ -234,6 +287,8 @@ def calibrate(pools: list[list[Candidate]], queries: list[Query], tune: list[int
                     best = (key, candidate)
     assert best is not None
     calibration = best[1]
+    l2 = choose_reranker_l2(pools, queries, tune, index)
+    calibration.reranker = fit_reranker(pools, queries, tune, l2)
     hits = [index.fuse(pools[i], 5, calibration) for i in range(len(queries))]
     usable = [i for i in tune if hits[i]]
     x = np.array([decision_features(hits[i], calibration) for i in usable])
@@ -256,7 +311,9 @@ def calibrate(pools: list[list[Candidate]], queries: list[Query], tune: list[int
         "held_out_share": HELD_OUT_SHARE,
         "floor_margin": floor_margin,
         "floor_cv_missed_rate_target": FLOOR_CV_MISSED,
-        "reuse_features": ["top1_fused", "top1_minus_top2", "top1_dense", "top1_lexical_part", "top1_direction"],
+        "reranker_features": list(RERANK_FEATURES),
+        "reranker_l2": l2,
+        "reuse_features": list(REUSE_FEATURES),
     }
     return calibration
 
@@ -340,11 +397,12 @@ def run(tools_path: Path, queries_path: Path, *, synthetic: int = 0, do_calibrat
             latencies.append((time.perf_counter() - start) * 1000)
 
         # Ablations on the same candidate pools: what each part of the fusion adds.
-        def ranked_with(**overrides: float) -> list[list[str]]:
-            variant = cal.model_copy(update=overrides)
+        def ranked_with(**overrides: Any) -> list[list[str]]:
+            variant = cal.model_copy(update={"reranker": None, **overrides})
             return [[h.name for h in index.fuse(pool, 5, variant)] for pool in pools]
 
         ablations = {
+            "weighted_fusion_no_reranker": ranked_with(),
             "dense_two_vectors_only": ranked_with(lexical_weight=0.0, direction_weight=0.0),
             "dense_plus_bm25": ranked_with(direction_weight=0.0),
             "dense_plus_direction": ranked_with(lexical_weight=0.0),

@@ -231,6 +231,82 @@ class ConversionUnits:
         return 0.0
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\u2018[^\u2019]*\u2019|\u201c[^\u201d]*\u201d")
+_DATE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_PARAMETER = re.compile(r"\*{0,2}([A-Za-z_]\w*)\s*(?::\s*([^=]+?))?\s*(?:=.*)?$")
+
+
+@dataclass(frozen=True)
+class QueryLiterals:
+    """The literal arguments a query carries: a quoted text, a date, how many other numbers."""
+
+    quoted: bool
+    date: bool
+    numbers: int
+
+    @classmethod
+    def of(cls, query: str) -> QueryLiterals:
+        unquoted = _QUOTED.sub(" ", query)
+        undated = _DATE.sub(" ", unquoted)
+        return cls(
+            quoted=unquoted != query, date=undated != unquoted, numbers=len(_NUMBER.findall(undated))
+        )
+
+
+def _split_parameters(text: str) -> list[str]:
+    """Top-level comma split (commas inside brackets, e.g. dict[str, int], do not split)."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[("
+        depth -= char in "])"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current] if current.strip() else parts
+
+
+@dataclass(frozen=True)
+class SignatureShape:
+    """What kinds of arguments a tool takes, read from its `def f(...)` signature."""
+
+    text: bool
+    date: bool
+    numbers: int
+    sequence: bool
+
+    @classmethod
+    def of(cls, signature: str) -> SignatureShape:
+        match = re.search(r"\((.*)\)", signature.split("->")[0])
+        text = date = sequence = False
+        numbers = 0
+        for part in _split_parameters(match.group(1)) if match else []:
+            found = _PARAMETER.match(part.strip())
+            if not found or found.group(1) == "self":
+                continue
+            name, annotation = found.group(1).lower(), (found.group(2) or "").strip()
+            if "date" in name or re.match(r"(datetime\.)?date(time)?\b", annotation):
+                date = True
+            elif re.match(r"str\b", annotation):
+                text = True
+            elif re.match(r"(int|float)\b", annotation):
+                numbers += 1
+            elif re.match(r"(list|tuple|set|Sequence|Iterable|typing\.)", annotation):
+                sequence = True
+        return cls(text=text, date=date, numbers=numbers, sequence=sequence)
+
+    def compatibility(self, literals: QueryLiterals) -> tuple[float, float, float, float]:
+        """Does the query's literal arguments fit the parameters? (quoted text vs str, date vs date-named
+        parameter, count of numbers vs numeric parameters, three or more numbers vs a list parameter)."""
+        quoted = (1.0 if self.text else -1.0) if literals.quoted else 0.0
+        dated = (1.0 if self.date else -1.0) if literals.date else 0.0
+        numbers = -abs(literals.numbers - self.numbers) / 3.0 if literals.numbers else 0.0
+        listed = 1.0 if literals.numbers >= 3 and self.sequence else 0.0
+        return quoted, dated, numbers, listed
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Calibration: fusion weights and the reuse-or-create models.
 
@@ -243,11 +319,31 @@ class LogisticModel(BaseModel):
     means: list[float]
     scales: list[float]
 
-    def probability(self, features: list[float]) -> float:
-        z = self.bias + sum(
+    def logit(self, features: list[float]) -> float:
+        """bias + weights . standardised(features)."""
+        return self.bias + sum(
             w * (x - m) / s for w, x, m, s in zip(self.weights, features, self.means, self.scales, strict=True)
         )
-        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def probability(self, features: list[float]) -> float:
+        """sigmoid(logit)."""
+        return _sigmoid(self.logit(features))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+def _logit_of(p: float) -> float:
+    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    return math.log(p / (1.0 - p))
+
+
+RERANK_FEATURES = (
+    "card_cosine", "name_cosine", "bm25", "direction",
+    "quoted_text_vs_str_param", "date_vs_date_param", "numbers_vs_numeric_params", "many_numbers_vs_list_param",
+)
+REUSE_FEATURES = ("top1_score", "top1_minus_top2_logit", "top1_dense", "top1_bm25_saturated", "top1_share_of_top_k")
 
 
 class Calibration(BaseModel):
@@ -257,6 +353,9 @@ class Calibration(BaseModel):
     lexical_saturation: float = 2.0
     direction_weight: float = 0.05
     name_repeat: int = 3
+    reranker: LogisticModel | None = Field(
+        default=None, description="Linear scorer over RERANK_FEATURES; when set, a hit's score is its sigmoid."
+    )
     reuse_model: LogisticModel | None = None
     reuse_threshold: float = 0.5
     floor_threshold: float = Field(default=0.0, description="Top-1 fused score below which nothing fits.")
@@ -274,16 +373,15 @@ class Calibration(BaseModel):
 
 
 def decision_features(hits: list[SearchHit], calibration: Calibration) -> list[float]:
-    """Features of the reuse model: top-1 fused score, top-1/top-2 margin, top-1 dense cosine, top-1 lexical
-    part and top-1 direction (recovered from the fused score, which is their weighted sum)."""
+    """Features of the reuse model (REUSE_FEATURES): top-1 score, top-1/top-2 margin in logits, top-1 dense
+    cosine, top-1 BM25 saturated, and the top-1's softmax share among the hits."""
     top = hits[0]
-    second = hits[1].score if len(hits) > 1 else 0.0
-    dense = top.dense_score or 0.0
-    lexical = calibration.lexical_part(top.lexical_score or 0.0)
-    direction = 0.0
-    if calibration.direction_weight > 0:
-        direction = round((top.score - dense - lexical) / calibration.direction_weight)
-    return [top.score, top.score - second, dense, lexical, float(direction)]
+    logits = [_logit_of(h.score) for h in hits] if calibration.reranker else [h.score for h in hits]
+    second = logits[1] if len(logits) > 1 else logits[0] - 10.0
+    bm25 = top.lexical_score or 0.0
+    peak = max(logits)
+    weights = [math.exp(v - peak) for v in logits]
+    return [top.score, logits[0] - second, top.dense_score or 0.0, bm25 / (bm25 + 2.0), weights[0] / sum(weights)]
 
 
 def decide(hits: list[SearchHit], calibration: Calibration) -> ReuseDecision:
@@ -334,14 +432,17 @@ class Candidate:
     dense: float
     bm25: float
     direction: float
+    card_cosine: float = 0.0
+    name_cosine: float = 0.0
+    compatibility: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    def features(self) -> list[float]:
+        """The reranker's inputs, in RERANK_FEATURES order."""
+        return [self.card_cosine, self.name_cosine, self.bm25, self.direction, *self.compatibility]
 
 
 def _vector_id(name: str, kind: str) -> str:
     return f"{name}::{kind}"
-
-
-def _name_of(vector_id: str) -> str:
-    return vector_id.rsplit("::", 1)[0]
 
 
 def _validate_query(query: str, k: int) -> None:
@@ -443,6 +544,7 @@ class ToolIndex:
             bm25 = bm25s.BM25()
             bm25.index(documents, show_progress=False)
         units = {name: ConversionUnits.of(name, entries[name].description) for name in names}
+        shapes = {name: SignatureShape.of(entries[name].signature) for name in names}
         with self._lock:
             self._token_cache = cache
             self._entries = entries
@@ -450,6 +552,7 @@ class ToolIndex:
             self._bm25 = bm25
             self._corrector = corrector
             self._units = {name: u for name, u in units.items() if u is not None}
+            self._shapes = shapes
 
     def refresh(self) -> None:
         """Re-read the index from Chroma (another process may have changed it)."""
@@ -501,18 +604,21 @@ class ToolIndex:
         _validate_query(query, pool)
         with self._lock:
             names, entries, bm25, units = self._names, self._entries, self._bm25, self._units
+            shapes = self._shapes
             corrected = self._corrector.correct(query)
         if not names:
             return []
         vector = self._embeddings.embed_query(corrected)
         dense: dict[str, float] = {}
+        by_kind: dict[tuple[str, str], float] = {}
         # The collection is queried directly (not through similarity_search) to fetch only ids and distances:
         # reading documents and metadata from Chroma's SQLite costs more than the vector search itself.
         found = self._store._collection.query(
             query_embeddings=[vector], n_results=min(2 * len(names), 2 * pool), include=["distances"]
         )
         for vector_id, distance in zip(found["ids"][0], found["distances"][0], strict=True):
-            name = _name_of(vector_id)
+            name, kind = vector_id.rsplit("::", 1)
+            by_kind[name, kind] = 1.0 - float(distance)
             dense[name] = max(dense.get(name, -1.0), 1.0 - float(distance))
         lexical: dict[str, float] = {}
         tokens = lexical_tokens(corrected)
@@ -529,28 +635,40 @@ class ToolIndex:
             query_vector = np.asarray(vector, dtype=np.float32)
             for vector_id, stored_vector in zip(stored["ids"], stored["embeddings"], strict=True):
                 cosine = float(np.dot(np.asarray(stored_vector, dtype=np.float32), query_vector))
-                name = _name_of(vector_id)
+                name, kind = vector_id.rsplit("::", 1)
+                by_kind[name, kind] = cosine
                 dense[name] = max(dense.get(name, -1.0), cosine)
+        # A tool found by one vector kind only is given, for the other kind, the lowest cosine the search
+        # returned for that kind (an upper bound on its own): fetching its vector would cost a SQLite read.
+        lowest = {kind: min((v for (_, k), v in by_kind.items() if k == kind), default=0.0)
+                  for kind in (_KIND_CARD, _KIND_NAME)}
+        literals = QueryLiterals.of(query)
         result = []
         for name in sorted(dense.keys() | lexical.keys()):
             if name not in entries:  # written by another process since our last refresh
                 continue
             unit = units.get(name)
             result.append(
-                Candidate(entries[name], dense[name], lexical.get(name, 0.0), unit.direction(query) if unit else 0.0)
+                Candidate(
+                    entries[name], dense[name], lexical.get(name, 0.0), unit.direction(query) if unit else 0.0,
+                    card_cosine=by_kind.get((name, _KIND_CARD), lowest[_KIND_CARD]),
+                    name_cosine=by_kind.get((name, _KIND_NAME), lowest[_KIND_NAME]),
+                    compatibility=shapes[name].compatibility(literals),
+                )
             )
         return result
 
     def fuse(self, candidates: list[Candidate], k: int, calibration: Calibration | None = None) -> list[SearchHit]:
         """Rank candidates by fused score and return the top k as SearchHits."""
         cal = calibration or self.calibration
-        scored = sorted(
-            (
-                (c.dense + cal.lexical_part(c.bm25) + cal.direction_weight * c.direction, c)
-                for c in candidates
-            ),
-            key=lambda pair: (-pair[0], pair[1].entry.name),
-        )
+        reranker = cal.reranker
+
+        def fused(c: Candidate) -> float:
+            if reranker is not None:
+                return reranker.probability(c.features())
+            return c.dense + cal.lexical_part(c.bm25) + cal.direction_weight * c.direction
+
+        scored = sorted(((fused(c), c) for c in candidates), key=lambda pair: (-pair[0], pair[1].entry.name))
         return [
             SearchHit(
                 name=c.entry.name, version=c.entry.version, signature=c.entry.signature,

@@ -17,9 +17,12 @@ from bench.retrieval import main as bench_main
 from sea.settings import Settings
 from tools_library.embeddings import MiniLMEmbeddings
 from tools_library.retrieval import (
+    RERANK_FEATURES,
     Calibration,
     ConversionUnits,
     IndexEntry,
+    QueryLiterals,
+    SignatureShape,
     ToolIndex,
     TypoCorrector,
     lexical_tokens,
@@ -190,6 +193,8 @@ def test_shipped_calibration_is_complete() -> None:
     calibration = Calibration.load()
     assert calibration.reuse_model is not None
     assert len(calibration.reuse_model.weights) == 5
+    assert calibration.reranker is not None
+    assert len(calibration.reranker.weights) == len(RERANK_FEATURES)
     assert 0.0 < calibration.reuse_threshold < 1.0
     assert calibration.floor_threshold > 0.0
     assert calibration.fitted_on["split_seed"]
@@ -314,3 +319,28 @@ def test_index_uses_a_chroma_server_when_configured(
     assert index.search("Is 2024 a leap year?", k=1)[0].name == "is_leap_year"
     second_client = ToolIndex(settings, minilm)
     assert second_client.indexed() == index.indexed()
+
+
+def test_query_literals_separate_quoted_text_dates_and_numbers() -> None:
+    literals = QueryLiterals.of("can u revrse 'racecar2024' and add 45 days to 2024-01-01, then 3.5")
+    assert literals == QueryLiterals(quoted=True, date=True, numbers=2)  # the digits inside quotes don't count
+    assert QueryLiterals.of("what is a pound?") == QueryLiterals(quoted=False, date=False, numbers=0)
+
+
+def test_signature_shape_reads_parameter_kinds() -> None:
+    assert SignatureShape.of("def word_frequencies(text: str) -> dict[str, int]") == SignatureShape(
+        text=True, date=False, numbers=0, sequence=False
+    )
+    assert SignatureShape.of("def age_in_years(birth_date: str, on_date: str | None = None) -> int").date
+    shape = SignatureShape.of("def std(values: list[float], sample: bool = False, places: int = 2) -> float")
+    assert shape == SignatureShape(text=False, date=False, numbers=1, sequence=True)
+    quoted = QueryLiterals.of("reverse 'abc'")
+    assert SignatureShape.of("def f(text: str) -> str").compatibility(quoted)[0] == 1.0
+    assert SignatureShape.of("def f(n: int) -> bool").compatibility(quoted)[0] == -1.0
+
+
+def test_reranker_uses_argument_types_to_break_ties(index: ToolIndex) -> None:
+    hits = index.search("Give me 'level' backwards", k=3)
+    assert hits[0].name == "reverse_string"
+    assert all(0.0 < h.score < 1.0 for h in hits)  # reranked scores are sigmoids
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
