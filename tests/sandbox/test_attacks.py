@@ -615,6 +615,51 @@ ATTACKS: list[Attack] = [
         def test_two():
             assert False
     """, verdicts=("failed", "error")),
+    Attack("reporter_key_stolen_from_its_closure_does_not_pass", """
+        import gc, os, types
+
+        def _steal_send():
+            for obj in gc.get_objects():
+                if isinstance(obj, types.FunctionType) and obj.__closure__ and obj.__name__ == "send":
+                    return obj
+            return None
+
+        def test_one():
+            send = _steal_send()
+            if send is not None:
+                send({"kind": "collected", "items": ["test_tool.py::test_one", "test_tool.py::test_two"],
+                      "plugins": []})
+                for name in ("test_one", "test_two"):
+                    for when in ("setup", "call", "teardown"):
+                        send({"kind": "phase", "nodeid": f"test_tool.py::{name}", "when": when,
+                              "outcome": "passed", "message": "", "duration": 0.0})
+                send({"kind": "finished", "exitstatus": 0})
+                os._exit(0)
+            assert False
+
+        def test_two():
+            assert False
+    """, verdicts=("failed", "error")),
+    Attack("tool_code_that_disables_the_tests_does_not_pass", """
+        from tool import identity
+
+        def test_identity():
+            assert identity(1) == 1
+
+        def test_identity_text():
+            assert identity("a") == "a"
+    """, tool="""
+        import _pytest.python
+
+        def _no_op(*args, **kwargs):
+            return None
+
+        # every collected test function becomes a no-op, so the wrong implementation below would pass
+        _pytest.python.PyobjMixin.obj = property(lambda self: _no_op, lambda self, value: None)
+
+        def identity(x):
+            return None
+    """, verdicts=("failed", "error")),
     Attack("os_exit_inside_a_test_is_not_a_pass", """
         import os
         def test_one():
