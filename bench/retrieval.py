@@ -36,6 +36,8 @@ from tools_library.retrieval import (
     LogisticModel,
     ToolIndex,
     decision_features,
+    floor_score,
+    rerank_features,
     write_calibration,
 )
 
@@ -192,7 +194,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 0.05, ste
 
 def fit_floor(hits: list[list[SearchHit]], queries: list[Query], tune: list[int], folds: int = 5
               ) -> tuple[float, float]:
-    """The floor on the top-1 fused score: the lowest tuning query with a fitting tool, less a margin.
+    """The floor on the top-1 dense cosine (floor_score): the lowest tuning query with a fitting tool, less a margin.
 
     The margin is the smallest one whose 5-fold cross-validated missed rate inside the tuning half (floor set
     from four folds, measured on the fifth) is at most FLOOR_CV_MISSED.
@@ -200,7 +202,7 @@ def fit_floor(hits: list[list[SearchHit]], queries: list[Query], tune: list[int]
     positives = [i for i in tune if queries[i].expected is not None and hits[i]]
     if not positives:
         raise BenchInputError("No tuning query expects a tool, so no floor can be fitted.")
-    top = {i: hits[i][0].score for i in positives}
+    top = {i: floor_score(hits[i][0]) for i in positives}
     order = positives[:]
     random.Random(SPLIT_SEED).shuffle(order)
     chosen = FLOOR_MARGINS[-1]
@@ -220,6 +222,7 @@ def fit_floor(hits: list[list[SearchHit]], queries: list[Query], tune: list[int]
 
 
 RERANK_L2 = (0.01, 0.03, 0.1, 0.3)
+REUSE_L2 = 0.3  # strong: 91 tuning queries, five correlated features
 
 
 def fit_reranker(pools: list[list[Candidate]], queries: list[Query], subset: list[int], l2: float,
@@ -230,7 +233,7 @@ def fit_reranker(pools: list[list[Candidate]], queries: list[Query], subset: lis
     for i in subset:
         names = [c.entry.name for c in pools[i]]
         if queries[i].expected in names:
-            rows.append((np.array([c.features() for c in pools[i]]), names.index(queries[i].expected)))
+            rows.append((np.array(rerank_features(pools[i])), names.index(queries[i].expected)))
     if not rows:
         raise BenchInputError("No tuning query has its expected tool among the candidates; nothing to learn.")
     stacked = np.vstack([x for x, _ in rows])
@@ -293,7 +296,7 @@ def calibrate(pools: list[list[Candidate]], queries: list[Query], tune: list[int
     usable = [i for i in tune if hits[i]]
     x = np.array([decision_features(hits[i], calibration) for i in usable])
     reuse_labels = np.array([float(hits[i][0].name == queries[i].expected) for i in usable])
-    calibration.reuse_model = fit_logistic(x, reuse_labels)
+    calibration.reuse_model = fit_logistic(x, reuse_labels, l2=REUSE_L2)
     probabilities = [calibration.reuse_model.probability(list(row)) for row in x]
     best_threshold, best_accuracy = 0.5, -1.0
     for threshold in np.arange(0.2, 0.91, 0.01):
@@ -456,7 +459,7 @@ def run(tools_path: Path, queries_path: Path, *, synthetic: int = 0, do_calibrat
             continue
         threshold, _ = fit_floor(hits, queries, fitted_on)
         for i in measured_on:
-            below = not hits[i] or hits[i][0].score < threshold
+            below = not hits[i] or floor_score(hits[i][0]) < threshold
             if queries[i].expected is None:
                 without_tool += 1
                 floor_skipped += below

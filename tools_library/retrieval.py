@@ -101,6 +101,16 @@ def parameter_names(signature: str) -> str:
     return " ".join(names)
 
 
+@lru_cache(maxsize=1 << 16)
+def name_tokens(name: str) -> frozenset[str]:
+    """The stemmed words of a tool name."""
+    return frozenset(lexical_tokens(name))
+
+
+def _share_in(words: frozenset[str], among: set[str]) -> float:
+    return len(words & among) / len(words) if words else 0.0
+
+
 def name_words(name: str) -> str:
     """A tool name as words: 'miles_to_kilometers' -> 'miles to kilometers'."""
     return split_identifier(name).strip()
@@ -342,6 +352,7 @@ def _logit_of(p: float) -> float:
 RERANK_FEATURES = (
     "card_cosine", "name_cosine", "bm25", "direction",
     "quoted_text_vs_str_param", "date_vs_date_param", "numbers_vs_numeric_params", "many_numbers_vs_list_param",
+    "name_words_in_query",
 )
 REUSE_FEATURES = ("top1_score", "top1_minus_top2_logit", "top1_dense", "top1_bm25_saturated", "top1_share_of_top_k")
 
@@ -384,12 +395,18 @@ def decision_features(hits: list[SearchHit], calibration: Calibration) -> list[f
     return [top.score, logits[0] - second, top.dense_score or 0.0, bm25 / (bm25 + 2.0), weights[0] / sum(weights)]
 
 
+def floor_score(hit: SearchHit) -> float:
+    """What the floor is compared with: the hit's dense cosine (an absolute measure of fit; the reranked score
+    is relative to the other candidates), or its score when it has none."""
+    return hit.dense_score if hit.dense_score is not None else hit.score
+
+
 def decide(hits: list[SearchHit], calibration: Calibration) -> ReuseDecision:
     """The reuse-or-create signal from scores alone (see ToolIndex.reuse_decision)."""
     if not hits:
         return ReuseDecision(choice=None, confidence=1.0, above_floor=False, reason="The library is empty.")
     top = hits[0]
-    above_floor = top.score >= calibration.floor_threshold
+    above_floor = floor_score(top) >= calibration.floor_threshold
     if calibration.reuse_model is None:  # uncalibrated: never reuse silently, always let a model judge
         return ReuseDecision(choice=None, confidence=0.5, above_floor=above_floor, reason="No calibration.")
     p_reuse = calibration.reuse_model.probability(decision_features(hits, calibration))
@@ -406,7 +423,10 @@ def decide(hits: list[SearchHit], calibration: Calibration) -> ReuseDecision:
         f"{calibration.reuse_threshold:.2f}."
     )
     if not above_floor:
-        reason += f" Below the floor {calibration.floor_threshold:.3f}: no candidate is worth asking a model about."
+        reason += (
+            f" Its dense cosine {floor_score(top):.3f} is below the floor {calibration.floor_threshold:.3f}: "
+            "no candidate is worth asking a model about."
+        )
     return ReuseDecision(choice=None, confidence=1.0 - p_reuse, above_floor=above_floor, reason=reason)
 
 
@@ -435,10 +455,17 @@ class Candidate:
     card_cosine: float = 0.0
     name_cosine: float = 0.0
     compatibility: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    name_overlap: float = 0.0
 
-    def features(self) -> list[float]:
-        """The reranker's inputs, in RERANK_FEATURES order."""
-        return [self.card_cosine, self.name_cosine, self.bm25, self.direction, *self.compatibility]
+
+def rerank_features(candidates: list[Candidate]) -> list[list[float]]:
+    """The reranker's inputs for each candidate, in RERANK_FEATURES order. Features relative to the pool's best
+    (cosine minus the best cosine) were measured too: two more held-out hits, but a top-1 that always looks
+    confident, which broke the reuse signal on out-of-library requests in small libraries."""
+    return [
+        [c.card_cosine, c.name_cosine, c.bm25, c.direction, *c.compatibility, c.name_overlap]
+        for c in candidates
+    ]
 
 
 def _vector_id(name: str, kind: str) -> str:
@@ -643,6 +670,7 @@ class ToolIndex:
         lowest = {kind: min((v for (_, k), v in by_kind.items() if k == kind), default=0.0)
                   for kind in (_KIND_CARD, _KIND_NAME)}
         literals = QueryLiterals.of(query)
+        query_words = set(tokens)
         result = []
         for name in sorted(dense.keys() | lexical.keys()):
             if name not in entries:  # written by another process since our last refresh
@@ -654,6 +682,7 @@ class ToolIndex:
                     card_cosine=by_kind.get((name, _KIND_CARD), lowest[_KIND_CARD]),
                     name_cosine=by_kind.get((name, _KIND_NAME), lowest[_KIND_NAME]),
                     compatibility=shapes[name].compatibility(literals),
+                    name_overlap=_share_in(name_tokens(name), query_words),
                 )
             )
         return result
@@ -663,12 +692,11 @@ class ToolIndex:
         cal = calibration or self.calibration
         reranker = cal.reranker
 
-        def fused(c: Candidate) -> float:
-            if reranker is not None:
-                return reranker.probability(c.features())
-            return c.dense + cal.lexical_part(c.bm25) + cal.direction_weight * c.direction
-
-        scored = sorted(((fused(c), c) for c in candidates), key=lambda pair: (-pair[0], pair[1].entry.name))
+        if reranker is not None:
+            scores = [reranker.probability(row) for row in rerank_features(candidates)]
+        else:
+            scores = [c.dense + cal.lexical_part(c.bm25) + cal.direction_weight * c.direction for c in candidates]
+        scored = sorted(zip(scores, candidates, strict=True), key=lambda pair: (-pair[0], pair[1].entry.name))
         return [
             SearchHit(
                 name=c.entry.name, version=c.entry.version, signature=c.entry.signature,
