@@ -3,14 +3,15 @@
 Chroma (through langchain-chroma) holds two vectors per tool: its card (name words, signature, description)
 and its name words alone; a tool's dense score is the better of the two cosines. BM25 (bm25s) runs over the
 name (split on underscores), the parameter names and the description, lightly stemmed; it lives in memory and
-is rebuilt from Chroma's stored documents when the index is opened. The fused score is
-
-    dense + lexical_weight * bm25 / (bm25 + lexical_saturation) + direction_weight * direction
-
-where `direction` is +1/-1 for an `a_to_b` tool whose source unit `a` (or target `b`) is the word written right
-after a number in the query ("180 lb in kg"), else 0. Query words missing one letter or with two letters swapped
-are corrected against the index's own vocabulary first. The weights and the two logistic models of the
-reuse-or-create signal come from `calibration.json`, fitted by `python -m bench.retrieval --calibrate`.
+is rebuilt from Chroma's stored documents when the index is opened. The candidates (both retrievers' top 30)
+are ranked by a linear reranker over RERANK_FEATURES: the two cosines, BM25, the `a_to_b` direction (+1/-1
+when the unit written right after a number is the tool's source/target unit), how the request's literal
+arguments (quoted text, dates, numbers) fit the signature's parameter types, and the share of the tool's name
+words in the request; a hit's score is the sigmoid of that. Without a reranker the older weighted sum
+`dense + lexical_weight * bm25 / (bm25 + lexical_saturation) + direction_weight * direction` is used. Query
+words missing one letter or with two letters swapped are corrected against the index's own vocabulary first.
+The reranker, the weights and the logistic model of the reuse-or-create signal come from `calibration.json`,
+fitted by `python -m bench.retrieval --calibrate` on the tuning half of the development set.
 Knows nothing of LangGraph.
 """
 
