@@ -245,6 +245,10 @@ class ConversionUnits:
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\u2018[^\u2019]*\u2019|\u201c[^\u201d]*\u201d")
 _DATE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_YES_NO_QUESTION = re.compile(
+    r"^\s*(is|are|does|do|can|was|were|will)\b|\byes or no\b|\bwhether\b|\btrue or false\b", re.IGNORECASE
+)
+_HOW_MANY_QUESTION = re.compile(r"\bhow (many|much|long|often|old)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
 _PARAMETER = re.compile(r"\*{0,2}([A-Za-z_]\w*)\s*(?::\s*([^=]+?))?\s*(?:=.*)?$")
 
 
@@ -255,13 +259,17 @@ class QueryLiterals:
     quoted: bool
     date: bool
     numbers: int
+    yes_no: bool = False
+    how_many: bool = False
 
     @classmethod
     def of(cls, query: str) -> QueryLiterals:
+        """Read a request's literals and the kind of answer it asks for (yes/no, a quantity)."""
         unquoted = _QUOTED.sub(" ", query)
         undated = _DATE.sub(" ", unquoted)
         return cls(
-            quoted=unquoted != query, date=undated != unquoted, numbers=len(_NUMBER.findall(undated))
+            quoted=unquoted != query, date=undated != unquoted, numbers=len(_NUMBER.findall(undated)),
+            yes_no=bool(_YES_NO_QUESTION.search(unquoted)), how_many=bool(_HOW_MANY_QUESTION.search(unquoted)),
         )
 
 
@@ -287,6 +295,7 @@ class SignatureShape:
     date: bool
     numbers: int
     sequence: bool
+    returns: str = ""
 
     @classmethod
     def of(cls, signature: str) -> SignatureShape:
@@ -306,16 +315,20 @@ class SignatureShape:
                 numbers += 1
             elif re.match(r"(list|tuple|set|Sequence|Iterable|typing\.)", annotation):
                 sequence = True
-        return cls(text=text, date=date, numbers=numbers, sequence=sequence)
+        returns = signature.split("->", 1)[1].strip().rstrip(":").strip() if "->" in signature else ""
+        return cls(text=text, date=date, numbers=numbers, sequence=sequence, returns=returns)
 
-    def compatibility(self, literals: QueryLiterals) -> tuple[float, float, float, float]:
-        """Does the query's literal arguments fit the parameters? (quoted text vs str, date vs date-named
-        parameter, count of numbers vs numeric parameters, three or more numbers vs a list parameter)."""
+    def compatibility(self, literals: QueryLiterals) -> tuple[float, ...]:
+        """Do the query's literal arguments fit the parameters, and the answer it asks for the return type?
+        (quoted text vs str, date vs date-named parameter, count of numbers vs numeric parameters, three or
+        more numbers vs a list parameter, a yes/no question vs `-> bool`, "how many" vs `-> int/float`)."""
         quoted = (1.0 if self.text else -1.0) if literals.quoted else 0.0
         dated = (1.0 if self.date else -1.0) if literals.date else 0.0
         numbers = -abs(literals.numbers - self.numbers) / 3.0 if literals.numbers else 0.0
         listed = 1.0 if literals.numbers >= 3 and self.sequence else 0.0
-        return quoted, dated, numbers, listed
+        yes_no = (1.0 if self.returns == "bool" else -1.0) if literals.yes_no else 0.0
+        how_many = (1.0 if self.returns in ("int", "float") else -1.0) if literals.how_many else 0.0
+        return quoted, dated, numbers, listed, yes_no, how_many
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -353,7 +366,7 @@ def _logit_of(p: float) -> float:
 RERANK_FEATURES = (
     "card_cosine", "name_cosine", "bm25", "direction",
     "quoted_text_vs_str_param", "date_vs_date_param", "numbers_vs_numeric_params", "many_numbers_vs_list_param",
-    "name_words_in_query",
+    "name_words_in_query", "yes_no_question_vs_bool_return", "how_many_question_vs_numeric_return",
 )
 REUSE_FEATURES = ("top1_score", "top1_minus_top2_logit", "top1_dense", "top1_bm25_saturated", "top1_share_of_top_k")
 
@@ -455,7 +468,7 @@ class Candidate:
     direction: float
     card_cosine: float = 0.0
     name_cosine: float = 0.0
-    compatibility: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    compatibility: tuple[float, ...] = (0.0,) * 6
     name_overlap: float = 0.0
 
 
@@ -464,7 +477,8 @@ def rerank_features(candidates: list[Candidate]) -> list[list[float]]:
     (cosine minus the best cosine) were measured too: two more held-out hits, but a top-1 that always looks
     confident, which broke the reuse signal on out-of-library requests in small libraries."""
     return [
-        [c.card_cosine, c.name_cosine, c.bm25, c.direction, *c.compatibility, c.name_overlap]
+        [c.card_cosine, c.name_cosine, c.bm25, c.direction, *c.compatibility[:4], c.name_overlap,
+         *c.compatibility[4:]]
         for c in candidates
     ]
 

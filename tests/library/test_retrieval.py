@@ -322,18 +322,30 @@ def test_index_uses_a_chroma_server_when_configured(
 
 
 def test_query_literals_separate_quoted_text_dates_and_numbers() -> None:
-    literals = QueryLiterals.of("can u revrse 'racecar2024' and add 45 days to 2024-01-01, then 3.5")
+    literals = QueryLiterals.of("please revrse 'racecar2024' and add 45 days to 2024-01-01, then 3.5")
     assert literals == QueryLiterals(quoted=True, date=True, numbers=2)  # the digits inside quotes don't count
     assert QueryLiterals.of("what is a pound?") == QueryLiterals(quoted=False, date=False, numbers=0)
+    assert QueryLiterals.of("Is 'Step on no pets' a palindrome?").yes_no
+    assert QueryLiterals.of("How many days are in February 2024?").how_many
+    assert not QueryLiterals.of("'is this' reversed please").yes_no  # quoted text is not the question
+
+
+def test_signature_shape_matches_the_answer_asked_for_to_the_return_type() -> None:
+    yes_no = QueryLiterals.of("Is 7919 prime?")
+    assert SignatureShape.of("def is_prime(n: int) -> bool").compatibility(yes_no)[4] == 1.0
+    assert SignatureShape.of("def factorial(n: int) -> int").compatibility(yes_no)[4] == -1.0
+    how_many = QueryLiterals.of("how many vowels in 'banana'")
+    assert SignatureShape.of("def count_vowels(text: str) -> int").compatibility(how_many)[5] == 1.0
+    assert SignatureShape.of("def reverse_string(text: str) -> str").compatibility(how_many)[5] == -1.0
 
 
 def test_signature_shape_reads_parameter_kinds() -> None:
     assert SignatureShape.of("def word_frequencies(text: str) -> dict[str, int]") == SignatureShape(
-        text=True, date=False, numbers=0, sequence=False
+        text=True, date=False, numbers=0, sequence=False, returns="dict[str, int]"
     )
     assert SignatureShape.of("def age_in_years(birth_date: str, on_date: str | None = None) -> int").date
     shape = SignatureShape.of("def std(values: list[float], sample: bool = False, places: int = 2) -> float")
-    assert shape == SignatureShape(text=False, date=False, numbers=1, sequence=True)
+    assert shape == SignatureShape(text=False, date=False, numbers=1, sequence=True, returns="float")
     quoted = QueryLiterals.of("reverse 'abc'")
     assert SignatureShape.of("def f(text: str) -> str").compatibility(quoted)[0] == 1.0
     assert SignatureShape.of("def f(n: int) -> bool").compatibility(quoted)[0] == -1.0
