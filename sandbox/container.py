@@ -30,6 +30,7 @@ LABEL_PID = "sea.owner_pid"
 LABEL_HOST = "sea.owner_host"
 LABEL_START = "sea.owner_start"
 LABEL_CREATED = "sea.created"
+LABEL_INSTANCE = "sea.instance"  # one Sandbox object: tells its containers from other pools of the same process
 NAME_PREFIX = "sea-sbx-"
 SANDBOX_UID = 10001
 SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
@@ -106,9 +107,12 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=owner_labels)
 
     @classmethod
-    def from_settings(cls, settings: Settings, image: str | None = None) -> ContainerSpec:
+    def from_settings(
+        cls, settings: Settings, image: str | None = None, instance_id: str = ""
+    ) -> ContainerSpec:
         """The spec for `image` (default: the settings' image) with the settings' limits."""
         return cls(
+            labels={**owner_labels(), LABEL_INSTANCE: instance_id},
             image=image or settings.sandbox_image,
             memory_mb=settings.sandbox_memory_mb,
             cpus=settings.sandbox_cpus,

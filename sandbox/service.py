@@ -57,6 +57,7 @@ class Sandbox:
         self._spec: ctr.ContainerSpec | None = None
         self._pool: WarmPool | None = None
         self._closed = False
+        self.instance_id = uuid.uuid4().hex  # labels this object's containers (sea.instance)
         # Pool containers' runners fork a zygote, so a job's child starts with pytest already imported; a
         # container started for one job (pool size 0) has no zygote and the runner spawns a fresh interpreter
         # that imports only what the job needs. Both run inside the same hardened container.
@@ -182,7 +183,9 @@ class Sandbox:
                         ctr.janitor(api)
                         _janitor_done = True
                 # Containers are created from the image id, so a rebuild mid-run cannot mix images in a pool.
-                self._spec = ctr.ContainerSpec.from_settings(self.settings, image=image_id)
+                self._spec = ctr.ContainerSpec.from_settings(
+                    self.settings, image=image_id, instance_id=self.instance_id
+                )
                 self._image_id = image_id
                 self._api = api
                 if self.pool_size > 0:

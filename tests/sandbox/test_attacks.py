@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import docker
@@ -35,6 +36,7 @@ MARK_PREFIX = "sea_attack_"
 HONEY_ENV = "SEA_HONEYTOKEN_ATTACKS"
 SANDBOX_LABEL = "sea.sandbox"
 OWNER_PID_LABEL = "sea.owner_pid"
+LABEL_INSTANCE = "sea.instance"
 SHORT_TIMEOUT_S = 3.0
 JOB_TIMEOUT_S = 15.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -146,10 +148,16 @@ def _host_files_with(marker: str) -> list[str]:
     return hits
 
 
-def _our_containers(client: docker.DockerClient) -> list[dict]:
-    """This process's sandbox containers, from one list call (no per-container inspect that could race)."""
+def _our_containers(client: docker.DockerClient, instance_id: str) -> list[dict]:
+    """The attack sandbox's containers, from one list call (no per-container inspect that could race).
+
+    Filtered by the sandbox object's own label: other pools of this process (other tests' sandboxes) are not ours.
+    """
     return client.api.containers(
-        all=True, filters={"label": [f"{SANDBOX_LABEL}=1", f"{OWNER_PID_LABEL}={os.getpid()}"]}
+        all=True,
+        filters={
+            "label": [f"{SANDBOX_LABEL}=1", f"{OWNER_PID_LABEL}={os.getpid()}", f"{LABEL_INSTANCE}={instance_id}"]
+        },
     )
 
 
@@ -202,6 +210,7 @@ class HostGuard:
     mem_before_mb: int
     client: docker.DockerClient
     pool_size: int
+    instance_id: str
     docker_free_before: int | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -217,11 +226,12 @@ class HostGuard:
         assert _host_files_with(self.marker) == []
         assert _wait_until(lambda: not _host_zombies_of_uid(10001), 10), "zombies of the sandbox uid on the host"
         # used containers are removed in the background: wait for the count to settle at the pool's size
-        assert _wait_until(lambda: len(_our_containers(self.client)) <= self.pool_size + 1, 20), (
-            f"leftover sandbox containers: {[c['Names'] for c in _our_containers(self.client)]}"
+        ours = partial(_our_containers, self.client, self.instance_id)
+        assert _wait_until(lambda: len(ours()) <= self.pool_size + 1, 20), (
+            f"leftover sandbox containers: {[c['Names'] for c in ours()]}"
         )
         assert _wait_until(
-            lambda: not [c for c in _our_containers(self.client) if c.get("State") in ("exited", "dead")], 10
+            lambda: not [c for c in ours() if c.get("State") in ("exited", "dead")], 10
         ), "a stopped sandbox container was left behind"
         assert _wait_until(lambda: _mem_available_mb() >= self.mem_before_mb - 1536, 10), "host memory was not freed"
         if self.docker_free_before is not None:
@@ -248,6 +258,7 @@ def guard(attack_sandbox, tmp_path, monkeypatch) -> Iterator[HostGuard]:
     host_guard = HostGuard(
         marker=marker, honey_file=honey_file, honey_value=honey_value, env_value=env_value,
         mem_before_mb=_mem_available_mb(), client=docker.from_env(), pool_size=attack_sandbox.pool_size,
+        instance_id=attack_sandbox.instance_id,
         docker_free_before=_docker_free_bytes(),
     )  # fmt: skip
     yield host_guard
