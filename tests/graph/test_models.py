@@ -84,6 +84,22 @@ def test_openai_with_a_key_and_base_url_builds_init_chat_model(monkeypatch: pyte
     assert model.temperature == 0.3
 
 
+def test_anthropic_and_ollama_build_their_own_chat_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-used")
+    anthropic_model = get_chat_model("anthropic:claude-sonnet-4-5", temperature=0.2)
+    assert type(anthropic_model).__name__ == "ChatAnthropic"
+    assert anthropic_model.model == "claude-sonnet-4-5"
+    ollama_model = get_chat_model("ollama:llama3.1", base_url="http://127.0.0.1:9")
+    assert type(ollama_model).__name__ == "ChatOllama"
+    assert ollama_model.model == "llama3.1"
+    assert ollama_model.base_url == "http://127.0.0.1:9"
+
+
+def test_an_uninstalled_provider_says_what_to_install() -> None:
+    with pytest.raises(ModelNotConfiguredError, match=r"not installed|could not be set up"):
+        get_chat_model("no-such-provider-xyz:some-model")
+
+
 def test_the_demo_is_chosen_only_explicitly() -> None:
     assert isinstance(get_chat_model("scripted:demo"), DemoChatModel)
 
