@@ -17,6 +17,7 @@ Knows nothing of LangGraph.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from filelock import FileLock
 from pydantic import BaseModel, Field
 
 from tools_library.embeddings import embeddings_id, get_embeddings
@@ -519,6 +521,9 @@ class ToolIndex:
         self._embeddings = embeddings if embeddings is not None else get_embeddings(settings)
         self.calibration = calibration if calibration is not None else Calibration.load()
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        # Two processes opening a new embedded index at once both run Chroma's schema migrations and one fails
+        # ("table collections already exists"): open and create under an inter-process lock beside the index.
+        opening: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
         if settings.chroma_host and persist_dir is None:
             client = chromadb.HttpClient(
                 host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
@@ -526,20 +531,23 @@ class ToolIndex:
         else:
             path = Path(persist_dir) if persist_dir is not None else settings.index_dir
             path.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            opening = FileLock(str(path.parent / f".{path.name}.open.lock"))
+            with opening:
+                client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         self._client = client
         self._collection_name = collection
         self._model = embeddings_id(self._embeddings)
-        self._store = Chroma(
-            collection_name=collection,
-            embedding_function=self._embeddings,
-            client=client,
-            collection_metadata={"embeddings": self._model},
-            collection_configuration={"hnsw": {"space": "cosine"}},
-        )
-        stored_model = (self._store._collection.metadata or {}).get("embeddings")
-        if stored_model != self._model:  # vectors from another model are useless: the index is derived, rebuild
-            self._store.reset_collection()
+        with opening:
+            self._store = Chroma(
+                collection_name=collection,
+                embedding_function=self._embeddings,
+                client=client,
+                collection_metadata={"embeddings": self._model},
+                collection_configuration={"hnsw": {"space": "cosine"}},
+            )
+            stored_model = (self._store._collection.metadata or {}).get("embeddings")
+            if stored_model != self._model:  # vectors of another model are useless: the index is derived, rebuild
+                self._store.reset_collection()
         self._lock = threading.RLock()
         self._entries: dict[str, IndexEntry] = {}
         self._token_cache: dict[tuple[str, str], tuple[list[str], set[str]]] = {}
