@@ -72,9 +72,7 @@ def normalised_signature(signature: str, code: str = "", name: str = "") -> tupl
     `def f(text: str, n: int = 2) -> str` and `def g(s: str, k: int) -> str` both give
     `(("str", "int"), "str")`.
     """
-    func = _parse_def(signature.strip().rstrip(":") + ":\n    pass\n")
-    if func is None and code:
-        func = _find_function(code, name)
+    func = _signature_def(signature, code, name)
     if func is None:
         return None
     args = func.args
@@ -87,11 +85,19 @@ def normalised_signature(signature: str, code: str = "", name: str = "") -> tupl
     return types, _normalise_annotation(func.returns)
 
 
-def parameter_names(signature: str, code: str = "", name: str = "") -> tuple[str, ...] | None:
-    """The parameter names of a signature, in order, lower-cased; None if unparseable."""
+def _signature_def(
+    signature: str, code: str = "", name: str = ""
+) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The `def` node of a signature line, else of function `name` in `code`; None if neither parses."""
     func = _parse_def(signature.strip().rstrip(":") + ":\n    pass\n")
     if func is None and code:
         func = _find_function(code, name)
+    return func
+
+
+def parameter_names(signature: str, code: str = "", name: str = "") -> tuple[str, ...] | None:
+    """The parameter names of a signature, in order, lower-cased; None if unparseable."""
+    func = _signature_def(signature, code, name)
     if func is None:
         return None
     args = func.args
