@@ -6,10 +6,11 @@ name (split on underscores), the parameter names and the description, lightly st
 is rebuilt from Chroma's stored documents when the index is opened. The candidates (both retrievers' top 30)
 are ranked by a linear reranker over RERANK_FEATURES: the two cosines, BM25, the `a_to_b` direction (+1/-1
 when the unit written right after a number is the tool's source/target unit), how the request's literal
-arguments (quoted text, dates, numbers) fit the signature's parameter types, and the share of the tool's name
-words in the request; a hit's score is the sigmoid of that. Without a reranker the older weighted sum
+arguments (quoted text, dates, numbers) fit the signature's parameter types, the share of the tool's name
+words in the request, and how much of what the request negates ("not one total") is in the tool's name and
+card; a hit's score is the sigmoid of that. Without a reranker the older weighted sum
 `dense + lexical_weight * bm25 / (bm25 + lexical_saturation) + direction_weight * direction` is used. Query
-words missing one letter or with two letters swapped are corrected against the index's own vocabulary first.
+words one edit from a word of the index's own vocabulary, and not English words, are corrected first.
 The reranker, the weights and the logistic model of the reuse-or-create signal come from `calibration.json`,
 fitted by `python -m bench.retrieval --calibrate` on the tuning half of the development set.
 Knows nothing of LangGraph.
@@ -134,17 +135,22 @@ def lexical_document(name: str, signature: str, description: str, name_repeat: i
 
 
 class TypoCorrector:
-    """Fixes query words with one letter missing or two adjacent letters swapped, against a known vocabulary.
+    """Fixes query words one edit away (a letter missing, extra or wrong, or two letters swapped) from a word of
+    the index's own vocabulary (the tools' texts): "prme" -> "prime", "farenheit" -> "fahrenheit".
 
-    Substitutions are not corrected: without an English dictionary they turn real words into tool words
-    ("went" -> "when"). Only words of five letters or more, with exactly one candidate, are changed.
+    A word the English dictionary knows (the embedding model's whole-word tokens, also after dropping an
+    inflection: "toppings", "coldest") is never changed, so real words are not turned into tool words ("went"
+    stays "went"). Misspellings are only ever corrected to tool words: the dictionary lacks too many real words
+    ("lumbar", "armrests") to correct towards it. A misspelling a single edit from two tool words is left alone,
+    as are words shorter than four letters.
     """
 
-    MIN_LENGTH = 5
+    MIN_LENGTH = 4
 
-    def __init__(self, vocabulary: Iterable[str] = ()) -> None:
+    def __init__(self, vocabulary: Iterable[str] = (), dictionary: frozenset[str] | None = None) -> None:
         self.vocabulary: set[str] = set()
-        self._variants: dict[str, set[str]] = {}
+        self.dictionary = english_words() if dictionary is None else dictionary
+        self._deletions: dict[str, set[str]] = {}
         self.add(vocabulary)
 
     def add(self, vocabulary: Iterable[str]) -> None:
@@ -153,16 +159,9 @@ class TypoCorrector:
             if word in self.vocabulary:
                 continue
             self.vocabulary.add(word)
-            if len(word) < self.MIN_LENGTH + 1:
-                continue
-            for variant in self._misspellings(word):
-                self._variants.setdefault(variant, set()).add(word)
-
-    @staticmethod
-    def _misspellings(word: str) -> set[str]:
-        deletions = {word[:i] + word[i + 1 :] for i in range(len(word))}
-        swaps = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
-        return (deletions | swaps) - {word}
+            if len(word) >= self.MIN_LENGTH:
+                for key in _deletion_keys(word):
+                    self._deletions.setdefault(key, set()).add(word)
 
     def _split_compound(self, word: str) -> str | None:
         """'camelcase' -> 'camel case' when both halves (4+ letters) are vocabulary words, else None."""
@@ -173,19 +172,61 @@ class TypoCorrector:
         ]
         return splits[0] if len(splits) == 1 else None
 
+    def _tool_word_for(self, word: str) -> str | None:
+        found = {c for key in _deletion_keys(word) for c in self._deletions.get(key, ())}
+        found = {c for c in found if _one_edit_apart(word, c) and stem(c) != stem(word)}
+        return found.pop() if len(found) == 1 else None
+
     def correct(self, text: str) -> str:
-        """`text` with unambiguous misspellings of vocabulary words replaced."""
+        """`text` with unambiguous misspellings replaced."""
 
         def fix(match: re.Match[str]) -> str:
             word = match.group(0).lower()
             if len(word) < self.MIN_LENGTH or word in self.vocabulary or word in _STOPWORDS:
                 return match.group(0)
-            candidates = {c for c in self._variants.get(word, ()) if stem(c) != stem(word)}
-            if len(candidates) == 1:
-                return candidates.pop()
-            return self._split_compound(word) or match.group(0)
+            if _is_english(word, self.dictionary):
+                return match.group(0)
+            return self._tool_word_for(word) or self._split_compound(word) or match.group(0)
 
         return re.sub(r"[A-Za-z]+", fix, text)
+
+
+def _deletion_keys(word: str) -> set[str]:
+    """`word` and every way of dropping one of its letters: two words one edit apart share a key."""
+    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """True if `a` and `b` differ by exactly one insertion, deletion, substitution or adjacent swap."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diffs) == 1 or (
+            len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+_INFLECTION = re.compile(r"(?:s|es|ed|d|ing|er|est|ly)$")
+
+
+def _is_english(word: str, dictionary: frozenset[str]) -> bool:
+    """`word`, its stem or the word without an inflection ending is in `dictionary`."""
+    if word in dictionary or stem(word) in dictionary:
+        return True
+    bare = _INFLECTION.sub("", word)
+    return len(bare) >= 3 and (bare in dictionary or bare + "e" in dictionary)
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """Lower-case English words: the whole-word tokens of the embedding model's vendored tokenizer."""
+    from tools_library.embeddings import TOKENIZER_PATH
+
+    vocab = json.loads(TOKENIZER_PATH.read_text(encoding="utf-8"))["model"]["vocab"]
+    return frozenset(w for w in vocab if len(w) >= 2 and w.isascii() and w.isalpha() and w.islower())
 
 
 def vocabulary_of(text: str) -> set[str]:
@@ -244,7 +285,11 @@ class ConversionUnits:
         return 0.0
 
 
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\u2018[^\u2019]*\u2019|\u201c[^\u201d]*\u201d")
+# A single quote opens only where no letter or digit precedes it and closes only where none follows, so the
+# apostrophes of "don't" or "cat's" are not taken for quotes.
+_QUOTED = re.compile(
+    r"(?<![A-Za-z0-9])'.+?'(?![A-Za-z0-9])|\"[^\"]*\"|`[^`]*`|\u2018[^\u2019]*\u2019|\u201c[^\u201d]*\u201d"
+)
 _DATE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _YES_NO_QUESTION = re.compile(
@@ -256,23 +301,44 @@ _PARAMETER = re.compile(r"\*{0,2}([A-Za-z_]\w*)\s*(?::\s*([^=]+?))?\s*(?:=.*)?$"
 
 @dataclass(frozen=True)
 class QueryLiterals:
-    """The literal arguments a query carries: a quoted text, a date, how many other numbers."""
+    """The literal arguments a query carries: a quoted text, dates (and how many), how many other numbers."""
 
     quoted: bool
     date: bool
     numbers: int
     yes_no: bool = False
     how_many: bool = False
+    dates: int = 0
 
     @classmethod
     def of(cls, query: str) -> QueryLiterals:
         """Read a request's literals and the kind of answer it asks for (yes/no, a quantity)."""
         unquoted = _QUOTED.sub(" ", query)
+        dates = len(_DATE.findall(unquoted))
         undated = _DATE.sub(" ", unquoted)
         return cls(
-            quoted=unquoted != query, date=undated != unquoted, numbers=len(_NUMBER.findall(undated)),
+            quoted=unquoted != query, date=dates > 0, numbers=len(_NUMBER.findall(undated)),
             yes_no=bool(_YES_NO_QUESTION.search(unquoted)), how_many=bool(_HOW_MANY_QUESTION.search(unquoted)),
+            dates=dates,
         )
+
+
+# "not X", "isn't X", "rather than X": the words of X up to the next punctuation (at most five) name what the
+# request does NOT want. "without" and "no" are left out: "count the characters without spaces" asks for an
+# option of a tool, not against it.
+_NEGATION = re.compile(r"(?:\bnot\b|n't\b|\bnever\b|\binstead of\b|\brather than\b)\s+((?:[\w'-]+\s*){1,5})", re.I)
+_NEGATION_FILLERS = frozenset(
+    {"need", "want", "just", "care", "mind", "sure", "like", "know", "think", "really", "actually", "looking", "one"}
+)
+
+
+def negated_words(query: str) -> frozenset[str]:
+    """Stemmed content words of the phrases a request negates: "a count per word, not one total" -> {total}."""
+    words: set[str] = set()
+    for match in _NEGATION.finditer(_QUOTED.sub(" ", query)):
+        phrase = re.split(r"[,.;:!?()]|\s-\s", match.group(1))[0]
+        words.update(lexical_tokens(phrase))
+    return frozenset(words - _NEGATION_FILLERS)
 
 
 def _split_parameters(text: str) -> list[str]:
@@ -298,19 +364,20 @@ class SignatureShape:
     numbers: int
     sequence: bool
     returns: str = ""
+    date_params: int = 0
 
     @classmethod
     def of(cls, signature: str) -> SignatureShape:
         match = re.search(r"\((.*)\)", signature.split("->")[0])
-        text = date = sequence = False
-        numbers = 0
+        text = sequence = False
+        numbers = date_params = 0
         for part in _split_parameters(match.group(1)) if match else []:
             found = _PARAMETER.match(part.strip())
             if not found or found.group(1) == "self":
                 continue
             name, annotation = found.group(1).lower(), (found.group(2) or "").strip()
             if "date" in name or re.match(r"(datetime\.)?date(time)?\b", annotation):
-                date = True
+                date_params += 1
             elif re.match(r"str\b", annotation):
                 text = True
             elif re.match(r"(int|float)\b", annotation):
@@ -318,19 +385,24 @@ class SignatureShape:
             elif re.match(r"(list|tuple|set|Sequence|Iterable|typing\.)", annotation):
                 sequence = True
         returns = signature.split("->", 1)[1].strip().rstrip(":").strip() if "->" in signature else ""
-        return cls(text=text, date=date, numbers=numbers, sequence=sequence, returns=returns)
+        return cls(
+            text=text, date=date_params > 0, numbers=numbers, sequence=sequence, returns=returns,
+            date_params=date_params,
+        )
 
     def compatibility(self, literals: QueryLiterals) -> tuple[float, ...]:
         """Do the query's literal arguments fit the parameters, and the answer it asks for the return type?
         (quoted text vs str, date vs date-named parameter, count of numbers vs numeric parameters, three or
-        more numbers vs a list parameter, a yes/no question vs `-> bool`, "how many" vs `-> int/float`)."""
+        more numbers vs a list parameter, a yes/no question vs `-> bool`, "how many" vs `-> int/float`, and how
+        far the count of dates is from the count of date parameters)."""
         quoted = (1.0 if self.text else -1.0) if literals.quoted else 0.0
         dated = (1.0 if self.date else -1.0) if literals.date else 0.0
         numbers = -abs(literals.numbers - self.numbers) / 3.0 if literals.numbers else 0.0
         listed = 1.0 if literals.numbers >= 3 and self.sequence else 0.0
         yes_no = (1.0 if self.returns == "bool" else -1.0) if literals.yes_no else 0.0
         how_many = (1.0 if self.returns in ("int", "float") else -1.0) if literals.how_many else 0.0
-        return quoted, dated, numbers, listed, yes_no, how_many
+        date_count = -abs(literals.dates - self.date_params) / 2.0 if literals.dates else 0.0
+        return quoted, dated, numbers, listed, yes_no, how_many, date_count
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -369,6 +441,7 @@ RERANK_FEATURES = (
     "card_cosine", "name_cosine", "bm25", "direction",
     "quoted_text_vs_str_param", "date_vs_date_param", "numbers_vs_numeric_params", "many_numbers_vs_list_param",
     "name_words_in_query", "yes_no_question_vs_bool_return", "how_many_question_vs_numeric_return",
+    "dates_vs_date_params", "negated_words_in_name", "negated_words_in_card",
 )
 REUSE_FEATURES = ("top1_score", "top1_minus_top2_logit", "top1_dense", "top1_bm25_saturated", "top1_share_of_top_k")
 
@@ -470,8 +543,10 @@ class Candidate:
     direction: float
     card_cosine: float = 0.0
     name_cosine: float = 0.0
-    compatibility: tuple[float, ...] = (0.0,) * 6
+    compatibility: tuple[float, ...] = (0.0,) * 7
     name_overlap: float = 0.0
+    negated_in_name: float = 0.0
+    negated_in_card: float = 0.0
 
 
 def rerank_features(candidates: list[Candidate]) -> list[list[float]]:
@@ -480,7 +555,7 @@ def rerank_features(candidates: list[Candidate]) -> list[list[float]]:
     confident, which broke the reuse signal on out-of-library requests in small libraries."""
     return [
         [c.card_cosine, c.name_cosine, c.bm25, c.direction, *c.compatibility[:4], c.name_overlap,
-         *c.compatibility[4:]]
+         *c.compatibility[4:], c.negated_in_name, c.negated_in_card]
         for c in candidates
     ]
 
@@ -576,6 +651,7 @@ class ToolIndex:
         names = sorted(entries)
         corrector = TypoCorrector()
         documents = []
+        card_words: dict[str, frozenset[str]] = {}
         cache: dict[tuple[str, str], tuple[list[str], set[str]]] = {}
         for name in names:
             entry = entries[name]
@@ -588,6 +664,7 @@ class ToolIndex:
                 )
             cache[key] = cached
             documents.append(cached[0])
+            card_words[name] = frozenset(cached[0])
             corrector.add(cached[1])
         bm25 = None
         if names:
@@ -603,6 +680,7 @@ class ToolIndex:
             self._corrector = corrector
             self._units = {name: u for name, u in units.items() if u is not None}
             self._shapes = shapes
+            self._card_words = card_words
 
     def refresh(self) -> None:
         """Re-read the index from Chroma (another process may have changed it)."""
@@ -654,7 +732,7 @@ class ToolIndex:
         _validate_query(query, pool)
         with self._lock:
             names, entries, bm25, units = self._names, self._entries, self._bm25, self._units
-            shapes = self._shapes
+            shapes, card_words = self._shapes, self._card_words
             corrected = self._corrector.correct(query)
         if not names:
             return []
@@ -694,6 +772,7 @@ class ToolIndex:
                   for kind in (_KIND_CARD, _KIND_NAME)}
         literals = QueryLiterals.of(query)
         query_words = set(tokens)
+        negated = negated_words(corrected)
         result = []
         for name in sorted(dense.keys() | lexical.keys()):
             if name not in entries:  # written by another process since our last refresh
@@ -706,6 +785,8 @@ class ToolIndex:
                     name_cosine=by_kind.get((name, _KIND_NAME), lowest[_KIND_NAME]),
                     compatibility=shapes[name].compatibility(literals),
                     name_overlap=_share_in(name_tokens(name), query_words),
+                    negated_in_name=_share_in(negated, set(name_tokens(name))),
+                    negated_in_card=_share_in(negated, set(card_words[name])),
                 )
             )
         return result

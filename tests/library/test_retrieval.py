@@ -26,7 +26,9 @@ from tools_library.retrieval import (
     ToolIndex,
     TypoCorrector,
     lexical_tokens,
+    negated_words,
     parameter_names,
+    rerank_features,
     vocabulary_of,
 )
 
@@ -213,11 +215,56 @@ def test_lexical_tokens_split_identifiers_and_stem() -> None:
 
 
 def test_typo_corrector_fixes_only_unambiguous_misspellings() -> None:
-    corrector = TypoCorrector(vocabulary_of("reverse_string fahrenheit vowels common multiple"))
-    assert corrector.correct("revrse this, whats 25c in farenheit, vowles") == (
-        "reverse this, whats 25c in fahrenheit, vowels"
+    corrector = TypoCorrector(vocabulary_of("reverse_string fahrenheit vowels common multiple is_prime want"))
+    # a letter missing, a letter extra, a letter wrong, two letters swapped; four-letter words too
+    assert corrector.correct("revrse this, whats 25c in fahrenheitt, vowals, comnon, prme") == (
+        "reverse this, whats 25c in fahrenheit, vowels, common, prime"
     )
-    assert corrector.correct("went when those") == "went when those"  # substitutions are left alone
+    # real English words (also inflected) are never turned into tool words: went is one letter from want
+    assert corrector.correct("went when those wants") == "went when those wants"
+
+
+def test_typo_corrector_leaves_a_misspelling_of_two_tool_words_alone() -> None:
+    assert TypoCorrector(vocabulary_of("mode moda")).correct("modx") == "modx"
+    assert TypoCorrector(vocabulary_of("mode")).correct("modx") == "mode"
+
+
+def test_negated_words_name_what_the_request_does_not_want() -> None:
+    assert negated_words("A count per word, not one total.") == {"total"}
+    assert negated_words("lowercase words joined by underscores (not hyphens, this isn't for a URL)") == {
+        "hyphen", "url",
+    }
+    # the apostrophe of "don't" does not open a quote that would hide the negation
+    assert negated_words("I don't need the reversed text, just a yes or no: is 'Step on no pets' a palindrome?") == {
+        "revers", "text",
+    }
+    assert negated_words("Count the characters without spaces in 'not this'") == frozenset()
+
+
+def test_negation_moves_the_negated_tool_down(settings: Settings, minilm: MiniLMEmbeddings) -> None:
+    index = ToolIndex(settings, minilm)
+    index.upsert([
+        *ENTRIES,
+        entry("count_words", "def count_words(text: str) -> int",
+              "Return the total number of words in `text`; repeated words are counted every time they occur."),
+        entry("word_frequencies", "def word_frequencies(text: str) -> dict[str, int]",
+              "Count how often each word occurs in `text` and return a dict mapping each word to its count."),
+    ])
+    asked = "For 'a rose is a rose is a rose', how many times does each word occur? A count per word"
+    reranker = index.calibration.reranker
+    assert reranker is not None
+
+    def margin(query: str) -> float:
+        """The reranker's logit of count_words minus that of word_frequencies."""
+        pool = {c.entry.name: c for c in index.candidates(query)}
+        words, frequencies = rerank_features([pool["count_words"], pool["word_frequencies"]])
+        return reranker.logit(words) - reranker.logit(frequencies)
+
+    negated = asked + ", not one total."
+    by_name = {c.entry.name: c for c in index.candidates(negated)}
+    assert by_name["count_words"].negated_in_card == 1.0  # its card says "total"
+    assert by_name["word_frequencies"].negated_in_card == 0.0
+    assert margin(negated) < margin(asked)
 
 
 def test_conversion_direction_reads_the_unit_after_the_number() -> None:
@@ -323,7 +370,10 @@ def test_index_uses_a_chroma_server_when_configured(
 
 def test_query_literals_separate_quoted_text_dates_and_numbers() -> None:
     literals = QueryLiterals.of("please revrse 'racecar2024' and add 45 days to 2024-01-01, then 3.5")
-    assert literals == QueryLiterals(quoted=True, date=True, numbers=2)  # the digits inside quotes don't count
+    # the digits inside quotes don't count
+    assert literals == QueryLiterals(quoted=True, date=True, numbers=2, dates=1)
+    assert QueryLiterals.of("days from 2025-05-20 to 2025-07-04").dates == 2
+    assert not QueryLiterals.of("I don't want it, it's fine").quoted  # apostrophes are not quotes
     assert QueryLiterals.of("what is a pound?") == QueryLiterals(quoted=False, date=False, numbers=0)
     assert QueryLiterals.of("Is 'Step on no pets' a palindrome?").yes_no
     assert QueryLiterals.of("How many days are in February 2024?").how_many
@@ -337,6 +387,12 @@ def test_signature_shape_matches_the_answer_asked_for_to_the_return_type() -> No
     how_many = QueryLiterals.of("how many vowels in 'banana'")
     assert SignatureShape.of("def count_vowels(text: str) -> int").compatibility(how_many)[5] == 1.0
     assert SignatureShape.of("def reverse_string(text: str) -> str").compatibility(how_many)[5] == -1.0
+    one_date = QueryLiterals.of("What was the date 45 days before 2024-01-01?")
+    add_days = SignatureShape.of("def add_days(date: str, days: int) -> str")
+    days_between = SignatureShape.of("def days_between(start_date: str, end_date: str) -> int")
+    assert (add_days.date_params, days_between.date_params) == (1, 2)
+    assert add_days.compatibility(one_date)[6] == 0.0
+    assert days_between.compatibility(one_date)[6] == -0.5
 
 
 def test_signature_shape_reads_parameter_kinds() -> None:
@@ -346,6 +402,7 @@ def test_signature_shape_reads_parameter_kinds() -> None:
     assert SignatureShape.of("def age_in_years(birth_date: str, on_date: str | None = None) -> int").date
     shape = SignatureShape.of("def std(values: list[float], sample: bool = False, places: int = 2) -> float")
     assert shape == SignatureShape(text=False, date=False, numbers=1, sequence=True, returns="float")
+    assert SignatureShape.of("def days_between(start_date: str, end_date: str) -> int").date_params == 2
     quoted = QueryLiterals.of("reverse 'abc'")
     assert SignatureShape.of("def f(text: str) -> str").compatibility(quoted)[0] == 1.0
     assert SignatureShape.of("def f(n: int) -> bool").compatibility(quoted)[0] == -1.0
