@@ -277,6 +277,8 @@ class ConversionUnits:
         """+1 if the unit written after the first number is this tool's source, -1 if it is its target."""
         for match in _NUMBER_THEN_WORD.finditer(query.lower()):
             written = stem(match.group(1))
+            if written not in self.abbreviations and len(written) <= 4 and written.endswith("s"):
+                written = written[:-1]  # a plural abbreviation the stemmer leaves alone: lbs, kgs, mis
             written = self.abbreviations.get(written, written)
             is_source = any(self._names(written, unit) for unit in self.source)
             is_target = any(self._names(written, unit) for unit in self.target)

@@ -272,6 +272,7 @@ def test_conversion_direction_reads_the_unit_after_the_number() -> None:
     assert pounds_to_kg is not None
     assert pounds_to_kg.direction("How many kilograms is 180 lb?") == 1.0
     assert pounds_to_kg.direction("Convert 70 kg to pounds.") == -1.0
+    assert pounds_to_kg.direction("The dumbbell is stamped 45 lbs. What does it weigh in kg?") == 1.0
     assert pounds_to_kg.direction("What is a pound?") == 0.0
     assert ConversionUnits.of("median", "The middle value.") is None
 
