@@ -1,28 +1,46 @@
 """The warm pool: hardened containers started ahead of need, each used for exactly one job and then destroyed.
 
-Starter threads keep `size` idle containers ready (plus one per caller already waiting, so a burst does not
-wait for a whole round of jobs); a remover thread force-removes used containers in the background. Every
-method is thread-safe; asyncio callers reach it through `asyncio.to_thread`.
+While nobody is short of a container ("calm"), refill threads keep `size` warm containers ready (`start`: the
+runner with its zygote, pytest imported). A caller who finds the pool empty does not queue behind those
+expensive warm starts: a plain container (`start_on_demand`, no zygote, about a third of the cost) is started
+for it in a thread of its own, and it takes whichever container is ready first, its own or one of the pool's;
+the other stays in the pool, never used, for the next caller. For `calm_after_s` after a caller found the pool
+empty ("pressure") the refills start plain containers too, since jobs then come faster than warm containers can
+be made; once calm again, warm ones replace the plain leftovers. At most `parallel_starts` containers start at
+once. A remover thread force-removes used containers in the background. Every method is thread-safe; asyncio
+callers reach it through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from sandbox.errors import SandboxError, SandboxUnavailableError, pool_exhausted
 
 MAX_BACKOFF_S = 5.0
+CALM_AFTER_S = 1.0
 Item = TypeVar("Item")
+Kind = Literal["warm", "plain"]
+
+
+def default_parallel_starts() -> int:
+    """How many containers may start at once: two per CPU core, at least 4."""
+    return max(4, 2 * (os.cpu_count() or 2))
 
 
 class WarmPool(Generic[Item]):
-    """A thread-safe pool of ready, never-used containers (whatever `start` returns, e.g. an id)."""
+    """A thread-safe pool of ready, never-used containers (whatever `start` returns, e.g. an id).
+
+    `start` makes a warm container; `start_on_demand`, if given, a cheaper plain one for callers who find the
+    pool empty and for refills under pressure. Without it every container is warm and a caller who finds the
+    pool empty waits for the refills (which then count it)."""
 
     def __init__(
         self,
@@ -31,52 +49,84 @@ class WarmPool(Generic[Item]):
         size: int,
         acquire_timeout_s: float = 30.0,
         parallel_starts: int | None = None,
+        start_on_demand: Callable[[], Item] | None = None,
+        warm_refills: int = 1,
+        calm_after_s: float = CALM_AFTER_S,
     ) -> None:
         if size < 1:
             raise ValueError("a warm pool needs size >= 1")
+        if parallel_starts is not None and parallel_starts < 1:
+            raise ValueError("parallel_starts must be >= 1")
+        if warm_refills < 1:
+            raise ValueError("warm_refills must be >= 1")
         self._start = start
+        self._start_plain = start_on_demand
         self._remove = remove
         self.size = size
         self.acquire_timeout_s = acquire_timeout_s
-        self._ready: deque[Item] = deque()
-        self._starting = 0
+        self.parallel_starts = parallel_starts or default_parallel_starts()
+        # Warm starts at once while calm (without plain starts, warm refills also serve waiting callers).
+        self.warm_refills = min(warm_refills if start_on_demand else self.parallel_starts, self.parallel_starts)
+        self.calm_after_s = calm_after_s
+        self._ready: deque[Item] = deque()  # warm containers
+        self._spare: deque[Item] = deque()  # plain containers nobody has taken yet
+        self._warm_starting = 0
+        self._plain_starting = 0
         self._waiting = 0
+        self._pressure_until = 0.0
         self._closed = False
         self._failures = 0
         self._backoff_until = 0.0
         self._last_error: SandboxError | None = None
         self._cond = threading.Condition()
         self._removals: queue.Queue[Item | None] = queue.Queue()
-        self.started_total = 0
+        self._on_demand_threads: set[threading.Thread] = set()
+        self.warm_total = 0  # containers started, by kind
+        self.plain_total = 0
+        self.on_demand_total = 0  # plain starts made for a caller who found the pool empty
         self.removed_total = 0
         self._starters = [
             threading.Thread(target=self._fill, name=f"sea-pool-start-{i}", daemon=True)
-            for i in range(parallel_starts or min(4, size + 2))
+            for i in range(self.parallel_starts if start_on_demand else self.warm_refills)
         ]
         self._remover = threading.Thread(target=self._remove_loop, name="sea-pool-remove", daemon=True)
         for thread in [*self._starters, self._remover]:
             thread.start()
 
+    @property
+    def started_total(self) -> int:
+        """Containers started so far, warm and plain."""
+        return self.warm_total + self.plain_total
+
     # -- public -------------------------------------------------------------------------------------------
     def acquire(self, timeout_s: float | None = None) -> Item:
-        """A fresh container for one job; waits at most `timeout_s`, then raises (pool exhausted)."""
+        """A never-used container for one job: a ready one (warm first), else whichever is ready first of a
+        plain one started for this caller and the pool's own starts. Waits at most `timeout_s`, then raises
+        (pool exhausted); raises at once when containers cannot be started (Docker or the image gone)."""
         limit = self.acquire_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
         with self._cond:
             self._waiting += 1
             self._cond.notify_all()
             try:
-                while not self._ready:
+                while True:
                     if self._closed:
                         raise SandboxError("The sandbox has been closed.")
+                    if self._ready:
+                        return self._ready.popleft()
+                    if self._spare:
+                        return self._spare.popleft()
                     if isinstance(self._last_error, SandboxUnavailableError):
                         raise SandboxUnavailableError(str(self._last_error))
-                    remaining = deadline - time.monotonic()
+                    now = time.monotonic()
+                    remaining = deadline - now
                     if remaining <= 0:
                         detail = str(self._last_error) if self._last_error else ""
                         raise pool_exhausted(limit, detail)
-                    self._cond.wait(remaining)
-                return self._ready.popleft()
+                    self._pressure_until = now + self.calm_after_s
+                    self._maybe_start_on_demand(now)
+                    pause = self._backoff_until - now
+                    self._cond.wait(min(remaining, pause) if pause > 0 else remaining)
             finally:
                 self._waiting -= 1
                 self._cond.notify_all()
@@ -87,18 +137,22 @@ class WarmPool(Generic[Item]):
         with self._cond:
             closed = self._closed
         if closed:
-            with contextlib.suppress(Exception):
-                self._remove(container_id)
+            self._remove_now(container_id)
             return
         self._removals.put(container_id)
 
     def ready_count(self) -> int:
-        """How many idle containers are ready right now."""
+        """How many idle, never-used containers are ready right now, warm or plain."""
         with self._cond:
-            return len(self._ready)
+            return len(self._ready) + len(self._spare)
+
+    def starts_in_flight(self) -> int:
+        """How many containers are being started right now."""
+        with self._cond:
+            return self._warm_starting + self._plain_starting
 
     def wait_ready(self, count: int | None = None, timeout_s: float = 30.0) -> bool:
-        """Block until `count` (default: size) containers are ready; True if they are."""
+        """Block until `count` (default: size) warm containers are ready; True if they are."""
         want = self.size if count is None else count
         deadline = time.monotonic() + timeout_s
         with self._cond:
@@ -110,18 +164,21 @@ class WarmPool(Generic[Item]):
             return len(self._ready) >= want
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Stop refilling and remove every container the pool still holds; waits for the removals."""
+        """Stop starting containers and remove every one the pool still holds, and those still starting (as
+        they arrive); waits for the removals."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
-            leftovers = list(self._ready)
+            leftovers = [*self._ready, *self._spare]
             self._ready.clear()
+            self._spare.clear()
+            on_demand = list(self._on_demand_threads)
             self._cond.notify_all()
         for container_id in leftovers:
             self._removals.put(container_id)
         deadline = time.monotonic() + timeout_s
-        for thread in self._starters:
+        for thread in [*self._starters, *on_demand]:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._removals.put(None)
         self._remover.join(max(0.0, deadline - time.monotonic()))
@@ -131,56 +188,137 @@ class WarmPool(Generic[Item]):
             except queue.Empty:
                 break
             if late is not None:
-                with contextlib.suppress(Exception):
-                    self._remove(late)
+                self._remove_now(late)
 
-    # -- threads ------------------------------------------------------------------------------------------
-    def _wanted(self) -> bool:
-        return len(self._ready) + self._starting < self.size + self._waiting
+    # -- internals (the _cond lock is held where noted) ---------------------------------------------------
+    def _in_flight(self) -> int:
+        return self._warm_starting + self._plain_starting
+
+    def _maybe_start_on_demand(self, now: float) -> None:
+        """(lock held) Start a plain container for a waiting caller unless a plain one is already coming for
+        each waiting caller, every start slot is taken, or starts are backing off after a failure."""
+        if (
+            self._start_plain is None
+            or self._plain_starting >= self._waiting
+            or self._in_flight() >= self.parallel_starts
+            or now < self._backoff_until
+        ):
+            return
+        self._plain_starting += 1
+        thread = threading.Thread(target=self._start_for_caller, name="sea-pool-on-demand", daemon=True)
+        self._on_demand_threads.add(thread)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had: count it as a failed start
+            self._plain_starting -= 1
+            self._on_demand_threads.discard(thread)
+            self._failed(exc)
+
+    def _refill_kind(self, now: float) -> Kind | None:
+        """(lock held) What a refill thread should start now, if anything."""
+        if self._closed or now < self._backoff_until or self._in_flight() >= self.parallel_starts:
+            return None
+        if self._start_plain is None:
+            wanted = len(self._ready) + self._warm_starting < self.size + self._waiting
+            return "warm" if wanted else None
+        if now < self._pressure_until:  # jobs come faster than warm containers can be made: plain ones
+            idle = len(self._ready) + len(self._spare)
+            return "plain" if idle + self._in_flight() < self.size + self._waiting else None
+        wanted = self._warm_starting < self.warm_refills and len(self._ready) + self._warm_starting < self.size
+        return "warm" if wanted else None
+
+    def _next_wakeup(self, now: float) -> float | None:
+        """(lock held) How long a refill thread may sleep before the backoff or the pressure ends."""
+        ends = [t - now for t in (self._backoff_until, self._pressure_until) if t > now]
+        return min(ends) if ends else None
+
+    def _failed(self, exc: BaseException) -> None:
+        """(lock held) Remember why a start failed and back off before the next one."""
+        self._failures += 1
+        self._last_error = exc if isinstance(exc, SandboxError) else SandboxError(
+            f"Starting a sandbox container failed: {exc}"
+        )
+        self._backoff_until = time.monotonic() + min(MAX_BACKOFF_S, 0.1 * 2**self._failures)
+        self._cond.notify_all()
+
+    def _arrived(self, container_id: Item, kind: Kind) -> list[Item]:
+        """(lock held) File a newly started container; returns the containers to remove now (this one if the
+        pool is closed; plain leftovers once the pool is calm and full of warm ones)."""
+        if kind == "warm":
+            self._warm_starting -= 1
+            self.warm_total += 1
+        else:
+            self._plain_starting -= 1
+            self.plain_total += 1
+        self._failures = 0
+        self._last_error = None
+        self._cond.notify_all()
+        if self._closed:
+            return [container_id]
+        (self._ready if kind == "warm" else self._spare).append(container_id)
+        if self._spare and len(self._ready) >= self.size and time.monotonic() >= self._pressure_until:
+            extra = list(self._spare)
+            self._spare.clear()
+            return extra
+        return []
 
     def _fill(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and (not self._wanted() or time.monotonic() < self._backoff_until):
-                    pause = self._backoff_until - time.monotonic()
-                    self._cond.wait(pause if pause > 0 else None)
-                if self._closed:
-                    return
-                self._starting += 1
-            try:
-                container_id = self._start()
-            except SandboxError as exc:
-                with self._cond:
-                    self._starting -= 1
-                    self._failures += 1
-                    self._last_error = exc
-                    self._backoff_until = time.monotonic() + min(MAX_BACKOFF_S, 0.1 * 2**self._failures)
-                    self._cond.notify_all()
-                continue
-            except Exception as exc:  # keep the thread alive whatever Docker throws
-                with self._cond:
-                    self._starting -= 1
-                    self._failures += 1
-                    self._last_error = SandboxError(f"Starting a sandbox container failed: {exc}")
-                    self._backoff_until = time.monotonic() + min(MAX_BACKOFF_S, 0.1 * 2**self._failures)
-                    self._cond.notify_all()
-                continue
-            with self._cond:
-                self._starting -= 1
-                self._failures = 0
-                self._last_error = None
-                self.started_total += 1
-                if self._closed:
-                    self._removals.put(container_id)
+                while True:
+                    if self._closed:
+                        return
+                    now = time.monotonic()
+                    kind = self._refill_kind(now)
+                    if kind is not None:
+                        break
+                    self._cond.wait(self._next_wakeup(now))
+                if kind == "warm":
+                    self._warm_starting += 1
                 else:
-                    self._ready.append(container_id)
-                self._cond.notify_all()
+                    self._plain_starting += 1
+            self._start_one(kind)
+
+    def _start_for_caller(self) -> None:
+        try:
+            with self._cond:
+                self.on_demand_total += 1
+            self._start_one("plain")
+        finally:
+            with self._cond:
+                self._on_demand_threads.discard(threading.current_thread())
+
+    def _start_one(self, kind: Kind) -> None:
+        """Start one container of `kind` (its start counter already raised) and file it."""
+        start = self._start if kind == "warm" else self._start_plain
+        try:
+            container_id = start()  # type: ignore[misc]
+        except Exception as exc:  # keep the thread alive whatever Docker throws
+            with self._cond:
+                if kind == "warm":
+                    self._warm_starting -= 1
+                else:
+                    self._plain_starting -= 1
+                self._failed(exc)
+            return
+        with self._cond:
+            doomed = self._arrived(container_id, kind)
+            closed = self._closed
+        for item in doomed:
+            if closed:
+                self._remove_now(item)
+            else:
+                self._removals.put(item)
+
+    def _remove_now(self, container_id: Item) -> None:
+        with contextlib.suppress(Exception):
+            self._remove(container_id)
+        with self._cond:
+            self.removed_total += 1
 
     def _remove_loop(self) -> None:
         while True:
             container_id = self._removals.get()
             if container_id is None:
                 return
-            with contextlib.suppress(Exception):
-                self._remove(container_id)
-            self.removed_total += 1
+            self._remove_now(container_id)

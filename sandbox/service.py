@@ -59,8 +59,9 @@ class Sandbox:
         self._closed = False
         self.instance_id = uuid.uuid4().hex  # labels this object's containers (sea.instance)
         # Pool containers' runners fork a zygote, so a job's child starts with pytest already imported; a
-        # container started for one job (pool size 0) has no zygote and the runner spawns a fresh interpreter
-        # that imports only what the job needs. Both run inside the same hardened container.
+        # container started for one job (pool size 0, or on demand when the pool is empty) has no zygote and
+        # the runner spawns a fresh interpreter that imports only what the job needs. Both run inside the same
+        # hardened container.
         self.use_zygote = self.pool_size > 0
         atexit.register(self.close)
 
@@ -195,6 +196,7 @@ class Sandbox:
                         remove=lambda attached: self._destroy(api, attached),
                         size=self.pool_size,
                         acquire_timeout_s=self.settings.sandbox_acquire_timeout_s,
+                        start_on_demand=lambda: self._start(api, spec, zygote=False),
                     )
             return self._api, self._spec
 
@@ -212,9 +214,13 @@ class Sandbox:
             else:
                 self._destroy(api, attached)
 
-    def _start(self, api: docker.APIClient, spec: ctr.ContainerSpec) -> ctr.AttachedContainer:
-        """A container whose runner has said it is ready (with its zygote's imports done, in a pool)."""
-        command = RUNNER_COMMAND + (["--preload"] if self.use_zygote else [])
+    def _start(
+        self, api: docker.APIClient, spec: ctr.ContainerSpec, zygote: bool | None = None
+    ) -> ctr.AttachedContainer:
+        """A container whose runner has said it is ready: with its zygote's imports done for the pool's
+        refills, without a zygote for one job (pool size 0, or started on demand for a caller who found the
+        pool empty: cheaper to start, and a job that needs pytest imports it itself)."""
+        command = RUNNER_COMMAND + (["--preload"] if (self.use_zygote if zygote is None else zygote) else [])
         return ctr.start_attached(api, spec, command, READY_LINE, READY_TIMEOUT_S)
 
     @staticmethod
