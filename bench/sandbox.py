@@ -194,6 +194,12 @@ def run(jobs: int, callers: int, pool_size: int, progress: Callable[[str], None]
             sandbox.warm_up(timeout_s=120)
             progress(f"{mode:>10} throughput, {callers} callers x{jobs} run_tests ...")
             results["throughput"][mode] = throughput(sandbox, job_tests, jobs, callers)
+            pool = sandbox._pool
+            if pool is not None:  # how the pool made its containers over the whole mode
+                results["pool_starts"] = {
+                    "warm": pool.warm_total, "plain": pool.plain_total, "plain_on_demand": pool.on_demand_total,
+                    "parallel_starts": pool.parallel_starts,
+                }
     results["load_after"] = load_average()
     lat = results["latency"]
 
@@ -220,6 +226,13 @@ def run(jobs: int, callers: int, pool_size: int, progress: Callable[[str], None]
             lat["pool/run_tests"]["p50_ms"] <= TARGET_TESTS_P50_MS
         ),
         f"pool run_tests p50 <= {TARGET_TESTS_P50_MS:g} ms (pool ready)": best_tests <= TARGET_TESTS_P50_MS,
+        "pool never slower than fresh: back-to-back p50, call and run_tests": (
+            lat["pool/call"]["p50_ms"] <= lat["fresh/call"]["p50_ms"]
+            and lat["pool/run_tests"]["p50_ms"] <= lat["fresh/run_tests"]["p50_ms"]
+        ),
+        f"pool never slower than fresh: throughput with {callers} callers": (
+            results["throughput"]["pool"]["jobs_per_s"] >= results["throughput"]["fresh"]["jobs_per_s"]
+        ),
         f"pool >= {TARGET_SPEEDUP:g}x faster than fresh (p50, back to back)": min(
             results["ratios"]["call_p50_fresh_over_pool"], results["ratios"]["tests_p50_fresh_over_pool"]
         ) >= TARGET_SPEEDUP,
@@ -248,6 +261,8 @@ def render(results: dict[str, Any]) -> str:
             f"  {mode:<6} {row['jobs_per_s']:>6.2f} jobs/s   ({row['n']} jobs in {row['wall_s']} s, "
             f"p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, errors {row['errors']})"
         )
+    if results.get("pool_starts"):
+        lines.append("pool containers started: " + ", ".join(f"{k} {v}" for k, v in results["pool_starts"].items()))
     lines.append("")
     lines.append("ratios: " + ", ".join(f"{k} = {v}" for k, v in results["ratios"].items()))
     lines.append("targets:")
