@@ -35,6 +35,421 @@ ZYGOTE_CHANNEL_FD = 3
 ZYGOTE_READY_TIMEOUT_S = 300.0
 READY_LINE = b"sea-runner-ready"
 MAX_JOB_BYTES = 64 * 1024 * 1024
+# The largest value that may cross between the test process and the tool's process in one message.
+TOOL_FRAME_LIMIT = 64 * 1024 * 1024
+TOOL_DIR = "tool"
+
+# Runs first in the pytest child (see TESTS_BOOTSTRAP): forks the tool's own process and installs the channel
+# the generated tool.py talks to it through.
+TOOL_PROCESS_BOOTSTRAP = r"""import sys
+
+
+# The tool runs in a process of its own, forked here before the reporter's key or any test code exists in
+# this one, and made unable to reach into it (this process is non-dumpable). The tests import a generated
+# tool.py whose functions send their arguments over a socket and get the result or the exception back, as
+# JSON with type tags; nothing is unpickled. So tool code can neither patch pytest nor reach the reporter.
+
+class _Unsupported(TypeError):
+    pass
+
+
+_BIG_INT = 1 << 63
+
+
+def _enc(value, depth=0):
+    if depth > 200:
+        raise _Unsupported("a value nested too deeply")
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, int):
+        value = int(value)
+        return value if -_BIG_INT < value < _BIG_INT else {"$i": format(value, "x")}
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    inner = depth + 1
+    if isinstance(value, list):
+        return [_enc(item, inner) for item in value]
+    if isinstance(value, tuple):
+        return {"$t": [_enc(item, inner) for item in value]}
+    if isinstance(value, dict):
+        return {"$d": [[_enc(k, inner), _enc(v, inner)] for k, v in value.items()]}
+    if isinstance(value, frozenset):
+        return {"$fs": [_enc(item, inner) for item in value]}
+    if isinstance(value, set):
+        return {"$s": [_enc(item, inner) for item in value]}
+    if isinstance(value, (bytes, bytearray)):
+        import base64
+        return {"$ba" if isinstance(value, bytearray) else "$b": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, complex):
+        return {"$c": [value.real, value.imag]}
+    import datetime, decimal, fractions
+    if isinstance(value, decimal.Decimal):
+        return {"$dec": str(value)}
+    if isinstance(value, fractions.Fraction):
+        return {"$fr": [_enc(value.numerator), _enc(value.denominator)]}
+    if isinstance(value, datetime.datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, datetime.time):
+        return {"$time": value.isoformat()}
+    if isinstance(value, datetime.timedelta):
+        return {"$td": [value.days, value.seconds, value.microseconds]}
+    raise _Unsupported("a " + type(value).__name__)
+
+
+def _dec(value):
+    if isinstance(value, list):
+        return [_dec(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1:
+        raise ValueError("a malformed value came through the tool's socket")
+    ((tag, body),) = value.items()
+    if tag == "$t":
+        return tuple(_dec(item) for item in body)
+    if tag == "$d":
+        return {_dec(k): _dec(v) for k, v in body}
+    if tag == "$s":
+        return {_dec(item) for item in body}
+    if tag == "$fs":
+        return frozenset(_dec(item) for item in body)
+    if tag == "$i":
+        return int(body, 16)
+    if tag in ("$b", "$ba"):
+        import base64
+        data = base64.b64decode(body)
+        return bytearray(data) if tag == "$ba" else data
+    if tag == "$c":
+        return complex(body[0], body[1])
+    import datetime, decimal, fractions
+    if tag == "$dec":
+        return decimal.Decimal(body)
+    if tag == "$fr":
+        return fractions.Fraction(_dec(body[0]), _dec(body[1]))
+    if tag == "$dt":
+        return datetime.datetime.fromisoformat(body)
+    if tag == "$date":
+        return datetime.date.fromisoformat(body)
+    if tag == "$time":
+        return datetime.time.fromisoformat(body)
+    if tag == "$td":
+        return datetime.timedelta(days=body[0], seconds=body[1], microseconds=body[2])
+    raise ValueError("a malformed value came through the tool's socket")
+
+
+def _frame_send(sock, message):
+    import json
+    data = json.dumps(message, ensure_ascii=True).encode("ascii")
+    sock.sendall(len(data).to_bytes(4, "big") + data)
+
+
+def _frame_recv(sock, limit=__FRAME_LIMIT__):
+    import json
+
+    def exact(size):
+        data = bytearray()
+        while len(data) < size:
+            part = sock.recv(min(size - len(data), 1 << 20))
+            if not part:
+                return None
+            data += part
+        return bytes(data)
+
+    header = exact(4)
+    if header is None:
+        return None
+    size = int.from_bytes(header, "big")
+    if size > limit:
+        raise ValueError("a value of %d bytes came through the tool's socket, over the %d-byte limit" % (size, limit))
+    body = exact(size)
+    return None if body is None else json.loads(body)
+
+
+def _exception_record(exc):
+    import traceback
+    kind = type(exc)
+    try:
+        message = str(exc)
+    except BaseException:
+        message = "<unprintable %s>" % kind.__name__
+    try:
+        args = _enc(tuple(exc.args))
+    except BaseException:
+        args = None
+    try:
+        text = "".join(traceback.format_exception(kind, exc, exc.__traceback__.tb_next if exc.__traceback__ else None))
+    except BaseException:
+        text = ""
+    return {
+        "type": str(kind.__name__), "module": str(kind.__module__), "message": message[:__MESSAGE__],
+        "mro": [str(c.__name__) for c in kind.__mro__ if c.__module__ == "builtins"], "args": args,
+        "traceback": text[-4000:],
+    }
+
+
+_MUTABLE = (list, dict, set, bytearray)
+
+
+def _tool_answer(module, request):
+    import inspect
+    op, name = request.get("op"), str(request.get("name", ""))
+    if op == "getattr":
+        if not hasattr(module, name):
+            return {"missing": True}
+        value = getattr(module, name)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            return {"exception": [str(c.__name__) for c in value.__mro__ if c.__module__ == "builtins"],
+                    "doc": str(value.__doc__ or "")}
+        if callable(value) and not isinstance(value, type):
+            return {"function": True, "doc": str(getattr(value, "__doc__", "") or "")}
+        try:
+            return {"value": _enc(value)}
+        except Exception:
+            return {"unsupported": type(value).__name__}
+    function = getattr(module, name, None)
+    if not callable(function):
+        return {"raise": _exception_record(AttributeError("tool.py has no function named %r" % name))}
+    args = [_dec(item) for item in request["args"]]
+    kwargs = {str(k): _dec(v) for k, v in request["kwargs"].items()}
+    answer = {}
+    try:
+        result = function(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            import asyncio
+            result = asyncio.run(result)
+    except BaseException as exc:
+        answer["raise"] = _exception_record(exc)
+    else:
+        same = [i for i, arg in enumerate(args) if arg is result and isinstance(arg, _MUTABLE)]
+        if same:
+            answer["same_as"] = same[0]
+        try:
+            answer["return"] = _enc(result)
+        except Exception as exc:
+            answer["raise"] = _exception_record(TypeError(
+                "tool.%s returned %s, which cannot be passed back to the tests: in the sandbox the tool runs in "
+                "a process of its own and returns JSON-like values, tuples, sets, bytes, numbers and dates"
+                % (name, exc if isinstance(exc, _Unsupported) else "a " + type(result).__name__)))
+    after = {}  # arguments the tool changed in place, so the tests see the change
+    for key, arg, sent in [("a%d" % i, a, s) for i, (a, s) in enumerate(zip(args, request["args"]))] + [
+            ("k" + k, kwargs[k], request["kwargs"][k]) for k in kwargs]:
+        if isinstance(arg, _MUTABLE):
+            try:
+                now = _enc(arg)
+            except Exception:
+                continue
+            if now != sent:
+                after[key] = now
+    if after:
+        answer["after"] = after
+    return answer
+
+
+def _serve_tool(sock, tool_dir):
+    import os
+    try:
+        sys.path.insert(0, tool_dir)
+        try:
+            import tool
+        except BaseException as exc:
+            _frame_send(sock, {"import_error": _exception_record(exc)})
+            return
+        _frame_send(sock, {"ready": True})
+        while True:
+            request = _frame_recv(sock)
+            if request is None:
+                return
+            answer = _tool_answer(tool, request)
+            _flush()  # what the tool printed reaches the report even if this process is killed later
+            _frame_send(sock, answer)
+    except BaseException:
+        pass
+    finally:
+        _flush()
+        os._exit(0)
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+def _start_tool_process():
+    import os, socket
+    tool_dir = os.environ.pop("SEA_TOOL_DIR")
+    report_fd = int(os.environ["SEA_REPORT_FD"])
+    import ctypes
+    if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE 0: the tool process cannot ptrace us
+        raise SystemExit("the test process could not make itself non-dumpable")
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)  # the reporter's key is still waiting on stdin: not for the tool
+        os.close(null)
+        os.close(report_fd)
+        _serve_tool(theirs, tool_dir)
+    theirs.close()
+    return ours
+
+
+def _install_tool_channel(sock):
+    import builtins, threading, types
+    lock = threading.Lock()
+    dead = []
+
+    def request(message):
+        with lock:
+            if dead:
+                raise RuntimeError(dead[0])
+            try:
+                if message is not None:
+                    _frame_send(sock, message)
+                answer = _frame_recv(sock)
+            except (OSError, ValueError) as exc:
+                answer, reason = None, str(exc)
+            else:
+                reason = ""
+            if answer is None:
+                dead.append("The tool's process has ended (it crashed, was killed, ran out of memory or exited)"
+                            + (": " + reason if reason else "") + "; no later call can run.")
+                raise RuntimeError(dead[0])
+            return answer
+
+    def builtin_exception(name):
+        found = getattr(builtins, name, None)
+        return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+    def exception_class(name, bases, namespace, module="tool", doc=""):
+        base = None
+        for base_name in bases:
+            local = namespace.get(base_name)
+            if isinstance(local, type) and issubclass(local, BaseException):
+                base = local
+                break
+            base = builtin_exception(base_name)
+            if base is not None:
+                break
+        if base is None:
+            return None
+        return type(name, (base,), {"__module__": module, "__doc__": doc})
+
+    def rebuild(namespace, info):
+        name, module = str(info.get("type")), str(info.get("module"))
+        message = str(info.get("message", ""))
+        local = namespace.get(name)
+        cls = None
+        if module == "tool" and isinstance(local, type) and issubclass(local, BaseException):
+            cls = local
+        elif module == "builtins":
+            cls = builtin_exception(name)
+        if cls is None:
+            cls = exception_class(name, list(info.get("mro") or []), {}, module) or Exception
+        args = None
+        if isinstance(cls, type) and issubclass(cls, (SystemExit, KeyboardInterrupt, GeneratorExit)):
+            cls, message = RuntimeError, "the tool raised %s(%s)" % (name, message)
+        else:
+            try:
+                args = _dec(info["args"]) if info.get("args") is not None else None
+            except Exception:
+                args = None
+        try:
+            exc = cls(*args) if isinstance(args, tuple) else cls(message)
+        except Exception:
+            exc = RuntimeError("the tool raised %s: %s" % (name, message))
+        if info.get("traceback"):
+            exc.add_note("Raised in the sandboxed tool process:\n" + str(info["traceback"]).rstrip())
+        return exc
+
+    def write_back(original, new):
+        if isinstance(original, list) and isinstance(new, list):
+            original[:] = new
+        elif isinstance(original, dict) and isinstance(new, dict):
+            original.clear()
+            original.update(new)
+        elif isinstance(original, set) and isinstance(new, (set, frozenset)):
+            original.clear()
+            original.update(new)
+        elif isinstance(original, bytearray) and isinstance(new, (bytes, bytearray)):
+            original[:] = new
+
+    def call(namespace, name, args, kwargs):
+        try:
+            message = {"op": "call", "name": name, "args": [_enc(a) for a in args],
+                       "kwargs": {str(k): _enc(v) for k, v in kwargs.items()}}
+        except _Unsupported as exc:
+            raise TypeError(
+                "tool.%s() was given %s, which cannot reach the tool: in the sandbox it runs in a process of its "
+                "own and takes JSON-like values, tuples, sets, bytes, numbers and dates" % (name, exc)) from None
+        answer = request(message)
+        for key, new in (answer.get("after") or {}).items():
+            original = args[int(key[1:])] if key.startswith("a") else kwargs.get(key[1:])
+            write_back(original, _dec(new))
+        if "raise" in answer:
+            raise rebuild(namespace, answer["raise"])
+        if "same_as" in answer:
+            return args[int(answer["same_as"])]
+        return _dec(answer.get("return"))
+
+    def function(namespace, name, doc):
+        def tool_function(*args, **kwargs):
+            return call(namespace, name, args, kwargs)
+        tool_function.__name__ = tool_function.__qualname__ = name
+        tool_function.__doc__ = doc or None
+        tool_function.__module__ = "tool"
+        return tool_function
+
+    def bind(namespace, functions, classes):
+        '''Called by the generated tool.py: its functions and exception classes, and a module __getattr__
+        for everything else (constants come across by value).'''
+        hello = request(None)
+        if "import_error" in hello:
+            info = hello["import_error"]
+            raise ImportError("tool.py failed to import in the sandboxed tool process: %s: %s\n%s" % (
+                info.get("type"), info.get("message"), info.get("traceback", "")))
+        for name, bases, doc in classes:
+            made = exception_class(name, bases, namespace, doc=doc)
+            if made is not None:
+                namespace[name] = made
+        for name, doc in functions.items():
+            namespace[name] = function(namespace, name, doc)
+
+        def module_getattr(name):
+            if name.startswith("__") and name.endswith("__"):
+                raise AttributeError(name)
+            answer = request({"op": "getattr", "name": name})
+            if answer.get("missing"):
+                raise AttributeError("module 'tool' has no attribute %r" % name)
+            if "function" in answer:
+                value = function(namespace, name, answer.get("doc", ""))
+            elif "exception" in answer:
+                value = exception_class(name, answer["exception"], {}, doc=answer.get("doc", ""))
+            elif "value" in answer:
+                return _dec(answer["value"])
+            else:
+                raise ImportError(
+                    "tool.%s is a %s, which the tests cannot use: in the sandbox the tool runs in a process of its "
+                    "own, and only its functions, exception classes and plain constants reach the tests"
+                    % (name, answer.get("unsupported")))
+            namespace[name] = value
+            return value
+
+        namespace["__getattr__"] = module_getattr
+
+    channel = types.ModuleType("_sea_tool_channel")
+    channel.bind = bind
+    sys.modules["_sea_tool_channel"] = channel
+
+
+_install_tool_channel(_start_tool_process())
+""".replace("__FRAME_LIMIT__", str(TOOL_FRAME_LIMIT)).replace("__MESSAGE__", str(MESSAGE_CHARS))
 
 # Runs in the pytest child: streams one signed JSON line per collection error, collected set, test phase and
 # the session's end over a pipe. The pipe's fd (popped from the environment) is moved to a random high
@@ -171,6 +586,7 @@ import pytest
 
 sys.exit(pytest.main(sys.argv[1:], plugins=[_make_reporter()]))
 """.replace("__LIMIT__", str(MESSAGE_CHARS))
+TESTS_BOOTSTRAP = TOOL_PROCESS_BOOTSTRAP + TESTS_BOOTSTRAP
 
 # Runs in the call child: imports tool.py, calls the function with the JSON kwargs and writes one JSON
 # object (the result or a structured error) to the fd named in SEA_RESULT_FD.
@@ -544,7 +960,11 @@ def run_tests(job: dict, job_dir: str, private_dir: str, zygote: socket.socket |
             "Test* classes)."
         )
         return report
-    write_file(os.path.join(job_dir, TOOL_FILE), tool_code)
+    # The tests import a stand-in tool.py; the real one is imported only by the tool's own process.
+    write_file(os.path.join(job_dir, TOOL_FILE), tool_stand_in(tool_code))
+    tool_dir = os.path.join(private_dir, TOOL_DIR)
+    os.mkdir(tool_dir, 0o700)
+    write_file(os.path.join(tool_dir, TOOL_FILE), tool_code)
     test_path = os.path.join(job_dir, TEST_FILE)
     write_file(test_path, test_code)
     ini_path = os.path.join(private_dir, "pytest.ini")
@@ -554,7 +974,7 @@ def run_tests(job: dict, job_dir: str, private_dir: str, zygote: socket.socket |
         "-q", "--no-header", "--color=no", "-p", "no:pastebin", "-p", "no:nose", "-p", "no:doctest",
         "-p", "no:junitxml",
     ]
-    env = child_env({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": ""})
+    env = child_env({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "SEA_TOOL_DIR": tool_dir})
     key = os.urandom(32)  # signs the reporter's records; reaches the child on its stdin only
     run = run_child(
         TESTS_BOOTSTRAP, args, env, job_dir, "SEA_REPORT_FD", timeout_s, int(job["output_bytes"]), CHANNEL_CAP,
@@ -564,6 +984,26 @@ def run_tests(job: dict, job_dir: str, private_dir: str, zygote: socket.socket |
     report["stderr"] = decode(run.stderr, run.stderr_truncated)
     report.update(judge_tests(run, expected, timeout_s, int(job.get("memory_mb", 0)), key))
     return report
+
+
+def tool_stand_in(tool_code: str) -> str:
+    """The tool.py the tests import: its top-level functions and exception classes, found with `ast`, each a
+    stand-in that asks the tool's own process (TOOL_PROCESS_BOOTSTRAP); other names are fetched on use."""
+    functions: dict[str, str] = {}
+    classes: list[tuple[str, list[str], str]] = []
+    for node in ast.parse(tool_code).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            functions[node.name] = ast.get_docstring(node) or ""
+        elif isinstance(node, ast.ClassDef):
+            bases = [b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else "" for b in
+                     node.bases]
+            classes.append((node.name, bases, ast.get_docstring(node) or ""))
+    return (
+        '"""tool.py as the tests see it: the tool itself runs in a process of its own (sea sandbox)."""\n'
+        "import _sea_tool_channel\n\n"
+        f"_sea_tool_channel.bind(globals(), {functions!r}, {classes!r})\n"
+        "del _sea_tool_channel\n"
+    )
 
 
 def parse_records(channel: bytes | bytearray, key: bytes | None) -> tuple[list[dict], int]:
