@@ -71,7 +71,10 @@ def describe_for_prompt() -> str:
         "no network, no file system beyond a small scratch directory, and a short time limit. "
         f"The tool may import only these standard-library modules: {modules}. "
         "No third-party packages are available to the tool. "
-        f"Tests use pytest {PYTEST_VERSION} and may also use hypothesis {HYPOTHESIS_VERSION}."
+        f"Tests use pytest {PYTEST_VERSION} and may also use hypothesis {HYPOTHESIS_VERSION}. "
+        "The tests call the tool in a separate process: arguments and results cross as values (JSON-like "
+        "types, tuples, sets, bytes, numbers, dates), exceptions keep their type and message, and patching the "
+        "tool module from a test has no effect."
     )
 
 
