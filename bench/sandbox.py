@@ -1,9 +1,10 @@
 """Sandbox latency and throughput: a fresh container per job (pool_size=0) against the warm pool.
 
-    python -m bench.sandbox [--jobs 50] [--concurrency 4] [--pool-size N] [--json]
+    python -m bench.sandbox [--jobs 50] [--concurrency 4] [--pool-size N] [--rounds 2] [--json]
 
 For each mode it times `call` and `run_tests` (a tool with 5 tests) over `--jobs` jobs each, back to back,
-then the throughput of `run_tests` with `--concurrency` callers. "pool-ready" times the same jobs on the
+then the throughput of `run_tests` with `--concurrency` callers, in `--rounds` rounds alternating fresh and
+pool (each round `--jobs` jobs on a new sandbox, warmed up untimed). "pool-ready" times the same jobs on the
 pool but waits (untimed) for the pool to be full before each job: the latency an agent sees when it pauses
 between jobs, as it does while the model thinks. Every job must pass; failures are counted and printed.
 """
@@ -173,11 +174,13 @@ def load_average() -> list[float]:
         return []
 
 
-def run(jobs: int, callers: int, pool_size: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def run(
+    jobs: int, callers: int, pool_size: int, progress: Callable[[str], None], rounds: int = 2
+) -> dict[str, Any]:
     """The whole benchmark; returns the figures as a dict."""
     settings = get_settings()
     results: dict[str, Any] = {
-        "jobs": jobs, "callers": callers, "pool_size": pool_size, "cpus": os.cpu_count(),
+        "jobs": jobs, "callers": callers, "pool_size": pool_size, "cpus": os.cpu_count(), "rounds": rounds,
         "load_before": load_average(), "sandbox_cpus": settings.sandbox_cpus,
         "sandbox_memory_mb": settings.sandbox_memory_mb, "latency": {}, "throughput": {},
     }  # fmt: skip
@@ -191,15 +194,32 @@ def run(jobs: int, callers: int, pool_size: int, progress: Callable[[str], None]
                 for name, job in (("call", job_call), ("run_tests", job_tests)):
                     progress(f"{label:>10} {name:<9} x{jobs} ...")
                     results["latency"][f"{label}/{name}"] = sequential(sandbox, job, jobs, wait)
-            sandbox.warm_up(timeout_s=120)
-            progress(f"{mode:>10} throughput, {callers} callers x{jobs} run_tests ...")
-            results["throughput"][mode] = throughput(sandbox, job_tests, jobs, callers)
             pool = sandbox._pool
-            if pool is not None:  # how the pool made its containers over the whole mode
+            if pool is not None:  # how the pool made its containers for the latency rows
                 results["pool_starts"] = {
                     "warm": pool.warm_total, "plain": pool.plain_total, "plain_on_demand": pool.on_demand_total,
                     "parallel_starts": pool.parallel_starts,
                 }
+    # Throughput in alternating rounds (fresh, pool, fresh, pool, ...), each on a new sandbox warmed up untimed,
+    # so that a change in the machine's other load during the run hits both modes alike.
+    rounds_out: dict[str, list[dict[str, Any]]] = {"fresh": [], "pool": []}
+    for round_no in range(rounds):
+        for mode, size in (("fresh", 0), ("pool", pool_size)):
+            with Sandbox(settings, pool_size=size) as sandbox:
+                sandbox.warm_up(timeout_s=120)
+                timed(job_call, sandbox)
+                sandbox.warm_up(timeout_s=120)
+                progress(f"{mode:>10} throughput round {round_no + 1}/{rounds}, {callers} callers x{jobs} ...")
+                rounds_out[mode].append(throughput(sandbox, job_tests, jobs, callers))
+    for mode, runs in rounds_out.items():
+        done = sum(r["n"] for r in runs)
+        wall = sum(r["wall_s"] for r in runs)
+        results["throughput"][mode] = {
+            "n": done, "wall_s": round(wall, 2), "jobs_per_s": round(done / wall, 2) if wall else 0.0,
+            "rounds_jobs_per_s": [r["jobs_per_s"] for r in runs], "errors": sum(r["errors"] for r in runs),
+            "p50_ms_rounds": [r["p50_ms"] for r in runs], "p95_ms_rounds": [r["p95_ms"] for r in runs],
+            "first_errors": [e for r in runs for e in r["first_errors"]][:3],
+        }
     results["load_after"] = load_average()
     lat = results["latency"]
 
@@ -255,11 +275,14 @@ def render(results: dict[str, Any]) -> str:
             f"{row['max_ms']:>10.1f}{row['errors']:>8}"
         )
     lines.append("")
-    lines.append(f"throughput, run_tests with {results['callers']} concurrent callers:")
+    lines.append(
+        f"throughput, run_tests with {results['callers']} concurrent callers, {results['rounds']} alternating rounds:"
+    )
     for mode, row in results["throughput"].items():
         lines.append(
-            f"  {mode:<6} {row['jobs_per_s']:>6.2f} jobs/s   ({row['n']} jobs in {row['wall_s']} s, "
-            f"p50 {row['p50_ms']:.0f} ms, p95 {row['p95_ms']:.0f} ms, errors {row['errors']})"
+            f"  {mode:<6} {row['jobs_per_s']:>6.2f} jobs/s   ({row['n']} jobs in {row['wall_s']} s; rounds "
+            f"{row['rounds_jobs_per_s']} jobs/s, p50 {row['p50_ms_rounds']} ms, p95 {row['p95_ms_rounds']} ms, "
+            f"errors {row['errors']})"
         )
     if results.get("pool_starts"):
         lines.append("pool containers started: " + ", ".join(f"{k} {v}" for k, v in results["pool_starts"].items()))
@@ -279,10 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=50, help="jobs per measured row (default 50)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent callers for throughput (default 4)")
     parser.add_argument("--pool-size", type=int, default=None, help="warm pool size (default SEA_SANDBOX_POOL_SIZE)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating throughput rounds per mode (default 2)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.concurrency < 1:
-        parser.error("--jobs and --concurrency must be at least 1")
+    if args.jobs < 1 or args.concurrency < 1 or args.rounds < 1:
+        parser.error("--jobs, --concurrency and --rounds must be at least 1")
     pool_size = get_settings().sandbox_pool_size if args.pool_size is None else args.pool_size
     if pool_size < 1:
         parser.error("--pool-size must be at least 1 (the fresh mode is always measured with pool size 0)")
@@ -291,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        results = run(args.jobs, args.concurrency, pool_size, progress)
+        results = run(args.jobs, args.concurrency, pool_size, progress, args.rounds)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
