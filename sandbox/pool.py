@@ -73,6 +73,7 @@ class WarmPool(Generic[Item]):
         self._warm_starting = 0
         self._plain_starting = 0
         self._waiting = 0
+        self._queue: deque[object] = deque()  # one ticket per caller in acquire, first come first served
         self._busy = 0  # handed out, not yet discarded: jobs running
         self._pressure_until = 0.0
         self._closed = False
@@ -102,18 +103,22 @@ class WarmPool(Generic[Item]):
     # -- public -------------------------------------------------------------------------------------------
     def acquire(self, timeout_s: float | None = None) -> Item:
         """A never-used container for one job: a ready one (warm first), else whichever is ready first of a
-        plain one started for this caller and the pool's own starts. Waits at most `timeout_s`, then raises
-        (pool exhausted); raises at once when containers cannot be started (Docker or the image gone)."""
+        plain one started for this caller and the pool's own starts; callers are served in arrival order.
+        Waits at most `timeout_s`, then raises (pool exhausted); raises at once when containers cannot be
+        started (Docker or the image gone)."""
         limit = self.acquire_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + limit
+        ticket = object()
         with self._cond:
             self._waiting += 1
+            self._queue.append(ticket)
             self._cond.notify_all()
             try:
                 while True:
                     if self._closed:
                         raise SandboxError("The sandbox has been closed.")
-                    if self._ready or self._spare:
+                    available = len(self._ready) + len(self._spare)
+                    if available and self._queue.index(ticket) < available:  # earlier callers first
                         self._busy += 1
                         return (self._ready or self._spare).popleft()
                     if isinstance(self._last_error, SandboxUnavailableError):
@@ -129,6 +134,7 @@ class WarmPool(Generic[Item]):
                     self._cond.wait(min(remaining, pause) if pause > 0 else remaining)
             finally:
                 self._waiting -= 1
+                self._queue.remove(ticket)
                 self._cond.notify_all()
 
     def discard(self, container_id: Item) -> None:

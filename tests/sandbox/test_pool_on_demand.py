@@ -256,6 +256,34 @@ def test_starts_never_exceed_the_cap_and_every_caller_gets_its_own_container(sta
     assert pool.started_total == pool.removed_total
 
 
+def test_waiting_callers_are_served_in_arrival_order(starts: Starts) -> None:
+    warm = starts.gate(held=True)
+    plain = starts.gate(held=True)
+    pool = WarmPool(start=warm, remove=starts.remove, size=1, acquire_timeout_s=60, start_on_demand=plain)
+    callers = []
+    try:
+        assert wait_until(lambda: warm.entered == 1)
+        for count in (1, 2, 3):
+            callers.append(in_thread(pool.acquire))
+            assert wait_until(lambda count=count: len(pool._queue) == count)
+        warm.release()  # one container for three waiting callers: the first one gets it
+        callers[0][0].join(60)
+        assert callers[0][1].get("value") == warm.started[0]
+        assert all(thread.is_alive() for thread, _ in callers[1:])
+        plain.release()
+        for thread, _ in callers[1:]:
+            thread.join(60)
+        got = [out.get("value") for _, out in callers]
+        assert len(set(got)) == 3 and set(got[1:]) <= set(plain.started)
+        for container_id in got:
+            pool.discard(container_id)  # type: ignore[arg-type]
+    finally:
+        starts.release_all()
+        pool.close()
+    assert starts.alive() == []
+    assert pool.started_total == pool.removed_total
+
+
 def test_close_removes_containers_that_were_still_starting(starts: Starts) -> None:
     warm = starts.gate(held=True)
     plain = starts.gate(held=True)
