@@ -111,7 +111,7 @@ def name_tokens(name: str) -> frozenset[str]:
     return frozenset(lexical_tokens(name))
 
 
-def _share_in(words: frozenset[str], among: set[str]) -> float:
+def _share_in(words: frozenset[str], among: frozenset[str] | set[str]) -> float:
     return len(words & among) / len(words) if words else 0.0
 
 
@@ -306,11 +306,15 @@ class QueryLiterals:
     """The literal arguments a query carries: a quoted text, dates (and how many), how many other numbers."""
 
     quoted: bool
-    date: bool
+    dates: int
     numbers: int
     yes_no: bool = False
     how_many: bool = False
-    dates: int = 0
+
+    @property
+    def date(self) -> bool:
+        """The query carries at least one date."""
+        return self.dates > 0
 
     @classmethod
     def of(cls, query: str) -> QueryLiterals:
@@ -319,9 +323,8 @@ class QueryLiterals:
         dates = len(_DATE.findall(unquoted))
         undated = _DATE.sub(" ", unquoted)
         return cls(
-            quoted=unquoted != query, date=dates > 0, numbers=len(_NUMBER.findall(undated)),
+            quoted=unquoted != query, dates=dates, numbers=len(_NUMBER.findall(undated)),
             yes_no=bool(_YES_NO_QUESTION.search(unquoted)), how_many=bool(_HOW_MANY_QUESTION.search(unquoted)),
-            dates=dates,
         )
 
 
@@ -362,11 +365,15 @@ class SignatureShape:
     """What kinds of arguments a tool takes, read from its `def f(...)` signature."""
 
     text: bool
-    date: bool
+    date_params: int
     numbers: int
     sequence: bool
     returns: str = ""
-    date_params: int = 0
+
+    @property
+    def date(self) -> bool:
+        """The signature has at least one date parameter."""
+        return self.date_params > 0
 
     @classmethod
     def of(cls, signature: str) -> SignatureShape:
@@ -387,10 +394,7 @@ class SignatureShape:
             elif re.match(r"(list|tuple|set|Sequence|Iterable|typing\.)", annotation):
                 sequence = True
         returns = signature.split("->", 1)[1].strip().rstrip(":").strip() if "->" in signature else ""
-        return cls(
-            text=text, date=date_params > 0, numbers=numbers, sequence=sequence, returns=returns,
-            date_params=date_params,
-        )
+        return cls(text=text, date_params=date_params, numbers=numbers, sequence=sequence, returns=returns)
 
     def compatibility(self, literals: QueryLiterals) -> tuple[float, ...]:
         """Do the query's literal arguments fit the parameters, and the answer it asks for the return type?
@@ -787,8 +791,8 @@ class ToolIndex:
                     name_cosine=by_kind.get((name, _KIND_NAME), lowest[_KIND_NAME]),
                     compatibility=shapes[name].compatibility(literals),
                     name_overlap=_share_in(name_tokens(name), query_words),
-                    negated_in_name=_share_in(negated, set(name_tokens(name))),
-                    negated_in_card=_share_in(negated, set(card_words[name])),
+                    negated_in_name=_share_in(negated, name_tokens(name)),
+                    negated_in_card=_share_in(negated, card_words[name]),
                 )
             )
         return result

@@ -372,10 +372,10 @@ def test_index_uses_a_chroma_server_when_configured(
 def test_query_literals_separate_quoted_text_dates_and_numbers() -> None:
     literals = QueryLiterals.of("please revrse 'racecar2024' and add 45 days to 2024-01-01, then 3.5")
     # the digits inside quotes don't count
-    assert literals == QueryLiterals(quoted=True, date=True, numbers=2, dates=1)
+    assert literals == QueryLiterals(quoted=True, dates=1, numbers=2)
     assert QueryLiterals.of("days from 2025-05-20 to 2025-07-04").dates == 2
     assert not QueryLiterals.of("I don't want it, it's fine").quoted  # apostrophes are not quotes
-    assert QueryLiterals.of("what is a pound?") == QueryLiterals(quoted=False, date=False, numbers=0)
+    assert QueryLiterals.of("what is a pound?") == QueryLiterals(quoted=False, dates=0, numbers=0)
     assert QueryLiterals.of("Is 'Step on no pets' a palindrome?").yes_no
     assert QueryLiterals.of("How many days are in February 2024?").how_many
     assert not QueryLiterals.of("'is this' reversed please").yes_no  # quoted text is not the question
@@ -398,11 +398,11 @@ def test_signature_shape_matches_the_answer_asked_for_to_the_return_type() -> No
 
 def test_signature_shape_reads_parameter_kinds() -> None:
     assert SignatureShape.of("def word_frequencies(text: str) -> dict[str, int]") == SignatureShape(
-        text=True, date=False, numbers=0, sequence=False, returns="dict[str, int]"
+        text=True, date_params=0, numbers=0, sequence=False, returns="dict[str, int]"
     )
     assert SignatureShape.of("def age_in_years(birth_date: str, on_date: str | None = None) -> int").date
     shape = SignatureShape.of("def std(values: list[float], sample: bool = False, places: int = 2) -> float")
-    assert shape == SignatureShape(text=False, date=False, numbers=1, sequence=True, returns="float")
+    assert shape == SignatureShape(text=False, date_params=0, numbers=1, sequence=True, returns="float")
     assert SignatureShape.of("def days_between(start_date: str, end_date: str) -> int").date_params == 2
     quoted = QueryLiterals.of("reverse 'abc'")
     assert SignatureShape.of("def f(text: str) -> str").compatibility(quoted)[0] == 1.0
