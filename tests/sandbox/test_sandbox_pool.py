@@ -163,14 +163,18 @@ def test_a_real_pool_hands_out_each_container_once_and_removes_it(
     assert wait_gone(docker_api, ready, timeout_s=5)  # close removed the idle ones
 
 
-def test_an_exhausted_pool_says_so_after_a_bounded_wait() -> None:
+@pytest.mark.parametrize("on_demand", [False, True], ids=["warm-only", "with-on-demand-starts"])
+def test_an_exhausted_pool_says_so_after_a_bounded_wait(on_demand: bool) -> None:
     release = threading.Event()
 
     def stuck_start() -> str:  # fault injection: Docker never finishes starting a container
         release.wait(10)
         raise daemon_unreachable("test")
 
-    pool = WarmPool(start=stuck_start, remove=lambda cid: None, size=1, acquire_timeout_s=0.5)
+    pool = WarmPool(
+        start=stuck_start, remove=lambda cid: None, size=1, acquire_timeout_s=0.5,
+        start_on_demand=stuck_start if on_demand else None,
+    )
     started = time.monotonic()
     try:
         with pytest.raises(SandboxUnavailableError, match="pool is exhausted"):
