@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     chroma_host: str | None = Field(default=None, description="Chroma server host; unset = embedded client.")
     chroma_port: int = Field(default=8000)
     retrieve_k: int = Field(default=5, ge=1, le=50)
+    max_request_chars: int = Field(
+        default=20_000, ge=100, le=1_000_000,
+        description="Longest request (chat message, CLI ask, library search) accepted, in characters.",
+    )
     duplicate_similarity: float = Field(
         default=0.9, ge=0.0, le=1.0,
         description="Description cosine at or above which a new tool with an existing tool's signature is a twin.",
@@ -56,6 +60,10 @@ class Settings(BaseSettings):
     sandbox_result_bytes: int = Field(default=256 * 1024, ge=1024, description="Cap on a call's JSON result.")
     sandbox_scratch_mb: int = Field(default=64, ge=8, le=4096, description="Size of /sandbox and /tmp tmpfs.")
     sandbox_nofile: int = Field(default=256, ge=32, le=65536, description="Open-file ulimit in the sandbox.")
+    sandbox_max_jobs: int = Field(
+        default=4, ge=1, le=256,
+        description="Sandbox jobs (containers running code) at once per process; further jobs queue.",
+    )
     sandbox_acquire_timeout_s: float = Field(
         default=30.0, gt=0, le=600, description="How long a job waits for a warm container."
     )
