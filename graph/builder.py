@@ -84,7 +84,7 @@ def make_builder() -> StateGraph:
     sg.add_conditional_edges("verify", routing.after_verify)
     sg.add_conditional_edges("repair", routing.after_repair)
     sg.add_edge("revise_tests", "red_phase")
-    sg.add_edge("register", "execute")
+    sg.add_conditional_edges("register", routing.after_register)
     sg.add_edge("execute", "respond")
     sg.add_edge("respond", END)
     return sg

@@ -41,6 +41,11 @@ def after_verify(state: State) -> Literal["register", "repair", "respond"]:
     return "register" if (state.get("verify_report") or {}).get("verdict") == "passed" else "repair"
 
 
+def after_register(state: State) -> Literal["execute", "respond"]:
+    """Registered (or an existing twin chosen): run it. Refused by the library's own verification: respond."""
+    return "respond" if _failed(state) else "execute"
+
+
 def after_repair(state: State) -> Literal["verify", "revise_tests"]:
     """An objection to a test goes through the recorded revision step; otherwise verify the new code."""
     return "revise_tests" if state.get("test_objection") else "verify"

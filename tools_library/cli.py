@@ -34,9 +34,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`).\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `python -m tools_library`."""
-    parser = argparse.ArgumentParser(prog="python -m tools_library", description="Manage the tool library.")
+    """The argument parser of `python -m tools_library` (its subcommands' parsers share its class)."""
+    parser = _Parser(prog="python -m tools_library", description="Manage the tool library.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
@@ -166,7 +173,9 @@ def _cmd_show(lib: ToolLibrary, args: argparse.Namespace) -> int:
         print(f"source: {prov.source}   model: {prov.model_id or '-'}   created: {prov.created_at:%Y-%m-%d %H:%M} UTC")
         print(f"request: {prov.request}")
         print(f"sandbox image: {prov.sandbox_image_id or '-'}   code sha256: {prov.code_sha256[:16]}…")
-        print(f"verification: {ver.get('verdict', '-')} ({ver.get('passed', 0)} passed, {ver.get('failed', 0)} failed)")
+        by = "the library's own sandbox run" if ver.get("verified_by") == "library" else "a report from the caller"
+        print(f"verification: {ver.get('verdict', '-')} ({ver.get('passed', 0)} passed, {ver.get('failed', 0)} failed)"
+              f" by {by} at registration")
         usage = manifest.usage
         last = f"{usage.last_used:%Y-%m-%d %H:%M} UTC" if usage.last_used else "never"
         print(f"usage: {usage.calls} calls, {usage.failures} failures, last used {last}")

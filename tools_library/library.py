@@ -7,6 +7,7 @@ import hashlib
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from tools_library.store import (
     content_hash,
     content_hash_of,
     diff_versions,
+    sha256_text,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +56,20 @@ class NotVerifiedError(ToolLibraryError):
     def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.report = report or {}
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A draft whose `verification` is the library's own passing sandbox run on exactly its code and tests.
+
+    Only `ToolLibrary._verify` makes these, and `_commit` stores nothing else: that is the invariant.
+    """
+
+    draft: ToolDraft
+    content: str  # content_hash of the code and tests the sandbox ran
+
+
+_REPORT_STREAM_CHARS = 2000  # the tail of the tests' stdout/stderr kept in a manifest
 
 
 class IndexSync(BaseModel):
@@ -326,44 +342,93 @@ class ToolLibrary:
 
     # ---- writing --------------------------------------------------------------------------------
 
-    def register(self, draft: ToolDraft, *, allow_duplicate: bool = False, verify: bool = False) -> ToolManifest:
-        """Store a verified tool as its name's next version and make it active; return its manifest.
+    def register(self, draft: ToolDraft, *, allow_duplicate: bool = False) -> ToolManifest:
+        """Verify a tool in the sandbox, store it as its name's next version and make it active.
 
-        Idempotent: the same code and tests under the same name return the stored version. A draft
-        must carry a passing sandbox report (`draft.verification`), or pass `verify=True` to have the
-        library run its tests in the sandbox now. A new name whose tool is a twin of an existing one
-        raises DuplicateToolError unless `allow_duplicate`.
+        The library runs the draft's tests against its code in the sandbox itself and stores that report:
+        whatever `draft.verification` claims, only the library's own passing run lets a version in (the
+        caller's notes, such as the red phase or repairs, are kept beside it). Idempotent: the same code
+        and tests under the same name return the stored version, without a sandbox run. A new name whose
+        tool is a twin of an existing one raises DuplicateToolError unless `allow_duplicate`; the twin
+        check and the write happen together under the library's lock. NotVerifiedError if the tests
+        do not pass.
         """
         check_draft(draft)
         existing = self.store.find_by_content(draft.name, draft.code, draft.tests)
         if existing is not None:
             return self.store.read(draft.name, existing)
-        if verify:
-            draft = self._verified(draft)
-        elif draft.verification.get("verdict") != "passed":
+        manifest, _created = self._commit(self._verify(draft), allow_duplicate=allow_duplicate)
+        return manifest
+
+    def _verify(self, draft: ToolDraft) -> _Verified:
+        """Run the draft's tests against its code in the sandbox; NotVerifiedError unless they all pass.
+
+        The report stored with the version is this run's, bound to the sha256 of the code and tests it
+        ran on; of the caller's `verification` only notes that are not report fields are kept.
+        """
+        code, tests = draft.code, draft.tests  # the exact texts sent to the sandbox are the ones stored
+        report = self.sandbox.run_tests(code, tests)
+        data = report.model_dump(mode="json")
+        if report.verdict != "passed" or report.passed < 1:
             raise NotVerifiedError(
-                f"Tool {draft.name!r} has no passing sandbox report; run its tests first or register it "
-                "with verify=True.",
-                draft.verification,
+                f"Tool {draft.name!r} failed verification in the sandbox ({report.verdict}: "
+                f"{report.passed} passed, {report.failed} failed, {report.errors} errors): {report.message}",
+                data,
             )
-        elif not draft.provenance.sandbox_image_id and draft.verification.get("image_id"):
-            provenance = draft.provenance.model_copy(update={"sandbox_image_id": draft.verification["image_id"]})
-            draft = draft.model_copy(update={"provenance": provenance})
-        if not allow_duplicate and not self.store.version_numbers(draft.name):
-            twin, similarity = self._closest_twin(draft)
-            if twin is not None and similarity >= self.settings.duplicate_similarity:
-                raise DuplicateToolError(
-                    f"Tool {draft.name!r} duplicates the existing tool {twin.name!r} (same signature, "
-                    f"similar description); add a version of {twin.name!r} instead, or allow the duplicate.",
-                    twin,
-                    similarity,
-                )
+        for stream in ("stdout", "stderr"):
+            data[stream] = data.get(stream, "")[-_REPORT_STREAM_CHARS:]
+        # The caller's notes (the graph's red phase, repairs, test revisions) first, so that every field of
+        # the library's own report, and the binding to the content, overwrite whatever the caller claimed.
+        verification = {
+            **draft.verification,
+            **data,
+            "verified_by": "library",
+            "code_sha256": sha256_text(code),
+            "tests_sha256": sha256_text(tests),
+        }
+        provenance = draft.provenance.model_copy(update={"sandbox_image_id": report.image_id})
+        verified = draft.model_copy(
+            update={"code": code, "tests": tests, "verification": verification, "provenance": provenance}
+        )
+        return _Verified(verified, content_hash(code, tests))
+
+    def _commit(self, verified: _Verified, *, allow_duplicate: bool = False) -> tuple[ToolManifest, bool]:
+        """Store a draft the library verified; return its manifest and whether a version was written.
+
+        Under the lock, so that a concurrent writer cannot slip in between: the content is looked up again
+        (idempotence), the twin check is made against the tools on disk now, and the version is added.
+        """
+        if not isinstance(verified, _Verified) or verified.content != content_hash(
+            verified.draft.code, verified.draft.tests
+        ):
+            raise NotVerifiedError("A tool not verified by this library was offered for storage; nothing was stored.")
+        draft = verified.draft
+        # Embedding the new description is the slow part of the twin check: do it before taking the lock.
+        wanted = None if allow_duplicate else self._twin_probe(draft)
         with self.store.locked():
+            existing = self.store.find_by_content(draft.name, draft.code, draft.tests)
+            if existing is not None:
+                return self.store.read(draft.name, existing), False
+            if wanted is not None and not self.store.version_numbers(draft.name):
+                twin, similarity = self._closest_twin(draft, vector=wanted)
+                if twin is not None and similarity >= self.settings.duplicate_similarity:
+                    raise DuplicateToolError(
+                        f"Tool {draft.name!r} duplicates the existing tool {twin.name!r} (same signature, "
+                        f"similar description); add a version of {twin.name!r} instead, or allow the duplicate.",
+                        twin,
+                        similarity,
+                    )
             before = self.store.generation()
             manifest, created = self.store.add_version(draft)
             if created:
                 self._index_after_write(manifest.name, before)
-        return manifest
+        return manifest, created
+
+    def _twin_probe(self, draft: ToolDraft) -> list[float] | None:
+        """The embedding of a draft's description for the twin check; None if its signature cannot be read."""
+        if normalised_signature(draft.signature, draft.code, draft.name) is None:
+            return None
+        return self.embeddings.embed_documents([draft.description])[0]
 
     def _index_after_write(self, name: str, generation_before: int) -> None:
         # The files are committed; a failing index is repaired by the next open's sync, so don't fail here.
@@ -375,24 +440,21 @@ class ToolLibrary:
         if generation_before == self._seen_generation:  # nobody else wrote since we last caught up
             self._seen_generation = self.store.generation()
 
-    def _verified(self, draft: ToolDraft) -> ToolDraft:
-        report = self.sandbox.run_tests(draft.code, draft.tests)
-        data = report.model_dump(mode="json")
-        if report.verdict != "passed":
-            raise NotVerifiedError(
-                f"Tool {draft.name!r} failed verification in the sandbox ({report.verdict}): {report.message}",
-                data,
-            )
-        provenance = draft.provenance.model_copy(update={"sandbox_image_id": report.image_id})
-        return draft.model_copy(update={"verification": data, "provenance": provenance})
-
     def find_duplicate(self, draft: ToolDraft) -> ToolManifest | None:
-        """An active tool under another name with the same signature types and a very similar description."""
+        """An active tool under another name with the same signature types and a very similar description.
+
+        Advisory (no lock is held): `register` makes the same check again under the lock before writing.
+        """
         twin, similarity = self._closest_twin(draft)
         return twin if twin is not None and similarity >= self.settings.duplicate_similarity else None
 
-    def _closest_twin(self, draft: ToolDraft) -> tuple[ToolManifest | None, float]:
-        """The active tool under another name with the same signature types and the closest description."""
+    def _closest_twin(
+        self, draft: ToolDraft, *, vector: list[float] | None = None
+    ) -> tuple[ToolManifest | None, float]:
+        """The active tool under another name with the same signature types and the closest description.
+
+        `vector`: the draft description's embedding, if already computed.
+        """
         wanted = normalised_signature(draft.signature, draft.code, draft.name)
         if wanted is None:
             return None, 0.0
@@ -414,10 +476,12 @@ class ToolLibrary:
                     log.warning("Skipping %s in the twin check: %s", card.name, exc)
         if not candidates:
             return None, 0.0
-        vectors = self.embeddings.embed_documents([draft.description] + [m.description for m in candidates])
+        if vector is None:
+            vector = self.embeddings.embed_documents([draft.description])[0]
+        vectors = self.embeddings.embed_documents([m.description for m in candidates])
         best, best_score = None, -1.0
-        for manifest, vector in zip(candidates, vectors[1:], strict=True):
-            score = _cosine(vectors[0], vector)
+        for manifest, candidate in zip(candidates, vectors, strict=True):
+            score = _cosine(vector, candidate)
             if score > best_score:
                 best, best_score = manifest, score
         return best, best_score
@@ -475,7 +539,11 @@ class ToolLibrary:
         return PackReport(path="seeds", results=self._install(seed_drafts(), source="seed"))
 
     def _install(self, drafts: list[ToolDraft], *, source: str) -> list[InstallResult]:
-        """Verify the drafts not yet present in the sandbox (in parallel), then register those that pass."""
+        """Register the drafts through the same verify-then-commit path as `register`.
+
+        The sandbox runs of the drafts not yet present go in parallel (up to `SEA_SANDBOX_POOL_SIZE`); the
+        commits follow one by one in the drafts' order, each under the lock like any registration.
+        """
         results: dict[str, InstallResult] = {}
         to_verify: list[ToolDraft] = []
         for draft in drafts:
@@ -490,29 +558,34 @@ class ToolLibrary:
             except InvalidToolError as exc:
                 results[draft.name] = InstallResult(name=draft.name, outcome="refused", reason=str(exc))
                 continue
+            # An exporter's report and image are its own claims: the library's run replaces them.
             provenance = draft.provenance.model_copy(update={"source": source, "sandbox_image_id": ""})
             to_verify.append(draft.model_copy(update={"provenance": provenance, "verification": {}}))
 
+        def verify(draft: ToolDraft) -> _Verified | NotVerifiedError:
+            try:
+                return self._verify(draft)
+            except NotVerifiedError as exc:
+                return exc
+
         workers = max(1, min(len(to_verify), self.settings.sandbox_pool_size))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sea-library-verify") as pool:
-            reports = list(pool.map(lambda d: self.sandbox.run_tests(d.code, d.tests), to_verify))
-        for draft, report in zip(to_verify, reports, strict=True):
-            if report.verdict != "passed":
-                reason = f"Tool {draft.name!r} failed verification in the sandbox ({report.verdict}): {report.message}"
-                results[draft.name] = InstallResult(name=draft.name, outcome="refused", reason=reason)
+            outcomes = list(pool.map(verify, to_verify))
+        for draft, outcome in zip(to_verify, outcomes, strict=True):
+            if isinstance(outcome, NotVerifiedError):
+                results[draft.name] = InstallResult(name=draft.name, outcome="refused", reason=str(outcome))
                 continue
-            verified = draft.model_copy(
-                update={
-                    "verification": report.model_dump(mode="json"),
-                    "provenance": draft.provenance.model_copy(update={"sandbox_image_id": report.image_id}),
-                }
-            )
             try:
-                manifest = self.register(verified)
+                manifest, created = self._commit(outcome)
             except DuplicateToolError as exc:
                 results[draft.name] = InstallResult(name=draft.name, outcome="refused", reason=str(exc))
                 continue
-            results[draft.name] = InstallResult(name=draft.name, version=manifest.version, outcome="installed")
+            results[draft.name] = InstallResult(
+                name=draft.name,
+                version=manifest.version,
+                outcome="installed" if created else "unchanged",
+                reason="" if created else "already present",
+            )
         return [results[d.name] for d in drafts]
 
 

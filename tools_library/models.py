@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,63}")  # used with fullmatch: `$` would accept "abc\n"
 _RESERVED = frozenset(sys.stdlib_module_names) | frozenset(dir(builtins)) | {"test", "tests", "conftest", "tool"}
 
 
@@ -21,7 +21,7 @@ class ToolNameError(ValueError):
 
 def validate_tool_name(name: str) -> str:
     """Return `name` if it is a safe tool name, else raise ToolNameError saying why."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ToolNameError(
             f"Tool name {name!r} is not allowed: use 1-64 lower-case letters, digits and underscores, "
             "starting with a letter."

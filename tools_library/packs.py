@@ -31,6 +31,7 @@ MAX_PACK_BYTES = 50 * 1024 * 1024
 MAX_ENTRIES = 3 * 500 + 1
 MAX_FILE_BYTES = 1024 * 1024
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
+MAX_JSON_DEPTH = 64  # nesting of arrays and objects in pack.json and a tool's manifest
 _TOOL_FILES = (MANIFEST_FILE, CODE_FILE, TESTS_FILE)
 # Manifest fields that describe the exporting library, not the tool: the importing library sets its own.
 _LIBRARY_FIELDS = {"format", "version", "status", "usage", "current", "code", "tests"}
@@ -210,10 +211,39 @@ def _draft(path: Path, name: str, files: dict[str, bytes]) -> ToolDraft:
 
 
 def _json(data: bytes, what: str) -> dict[str, Any]:
+    """A JSON object of at most MAX_JSON_DEPTH levels; PackError otherwise (never a RecursionError)."""
     try:
-        value = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackError(f"The {what} is not UTF-8 text.") from exc
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise PackError(f"The {what} is nested more than {MAX_JSON_DEPTH} levels deep; refused.")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise PackError(f"The {what} is not valid JSON.") from exc
     if not isinstance(value, dict):
         raise PackError(f"The {what} is not a JSON object.")
     return value
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of `[`/`{` in a JSON text, outside strings (a linear scan, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest

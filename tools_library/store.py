@@ -58,7 +58,7 @@ LOCK_FILE = ".library.lock"
 GENERATION_FILE = ".generation"
 TMP_PREFIX = ".tmp-"
 MANIFEST_FORMAT = 1
-_VERSION_DIR = re.compile(r"^v(\d{4,})$")
+_VERSION_DIR = re.compile(r"v([0-9]{4,})")  # fullmatch: no trailing newline, ASCII digits only
 # The fields of a ToolManifest that are not stored in manifest.json (files or mutable side files hold them).
 _NOT_IN_MANIFEST = {"code", "tests", "status", "usage", "current"}
 
@@ -231,7 +231,7 @@ class ToolStore:
             return []
         numbers = []
         for child in tool_dir.iterdir():
-            match = _VERSION_DIR.match(child.name)
+            match = _VERSION_DIR.fullmatch(child.name)
             if match and child.is_dir():
                 numbers.append(int(match.group(1)))
         return sorted(numbers)
@@ -246,11 +246,13 @@ class ToolStore:
         if not numbers:
             raise ToolNotFoundError(f"There is no tool named {name!r} in the library.")
         newest = numbers[-1]
-        recorded = _read_json(self.tool_dir(name) / STATE_FILE)
-        if not recorded or newest > int(recorded.get("latest", 0)):
-            # No pointer yet, or a committed version the pointer never heard of: roll forward.
+        recorded = _read_json(self.tool_dir(name) / STATE_FILE) or {}
+        latest = _as_int(recorded.get("latest"))
+        if latest is None or newest > latest:
+            # No pointer yet (or an unreadable one), or a committed version the pointer never heard of:
+            # roll forward.
             return {"active": newest, "latest": newest, "status": "active"}
-        active = int(recorded.get("active", newest))
+        active = _as_int(recorded.get("active"))
         if active not in numbers:
             active = newest
         status = "retired" if recorded.get("status") == "retired" else "active"
@@ -268,9 +270,16 @@ class ToolStore:
             meta = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
             code = (folder / CODE_FILE).read_text(encoding="utf-8")
             tests = (folder / TESTS_FILE).read_text(encoding="utf-8")
-        except (OSError, ValueError) as exc:
-            raise CorruptToolError(f"Version {number} of tool {name!r} is unreadable: {exc}.") from exc
-        provenance = meta.get("provenance", {})
+        except (OSError, ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise CorruptToolError(f"Version {number} of tool {name!r} is unreadable: {reason}.") from exc
+        if not isinstance(meta, dict):
+            raise CorruptToolError(f"The manifest of version {number} of tool {name!r} is not a JSON object.")
+        provenance = meta.get("provenance")
+        if not isinstance(provenance, dict):
+            raise CorruptToolError(f"The manifest of version {number} of tool {name!r} has no provenance object.")
+        if meta.get("name") != name:
+            raise CorruptToolError(f"The manifest of version {number} of tool {name!r} names another tool.")
         if provenance.get("code_sha256") != sha256_text(code) or provenance.get(
             "tests_sha256"
         ) != sha256_text(tests):
@@ -280,7 +289,7 @@ class ToolStore:
             )
         meta = {k: v for k, v in meta.items() if k != "format" and k not in _NOT_IN_MANIFEST}
         is_current = number == state["active"]
-        usage = self._usage_of(name).get(str(number), {})
+        usage = _usage_stats(self._usage_of(name).get(str(number)), name, number)
         try:
             return ToolManifest(
                 **meta,
@@ -288,7 +297,7 @@ class ToolStore:
                 tests=tests,
                 status="active" if is_current and state["status"] == "active" else "retired",
                 current=is_current,
-                usage=UsageStats(**usage),
+                usage=usage,
             )
         except ValidationError as exc:
             raise CorruptToolError(f"The manifest of version {number} of tool {name!r} is invalid: {exc}") from exc
@@ -297,11 +306,15 @@ class ToolStore:
         """The card of every tool's active version, without reading code or tests (cheap for many tools)."""
         cards = []
         for name in self.names():
-            state = self.state(name)
+            try:
+                state = self.state(name)
+            except ToolLibraryError as exc:  # e.g. its last version folder vanished since names()
+                log.warning("Skipping tool %s: %s", name, exc)
+                continue
             if state["status"] == "retired" and not include_retired:
                 continue
             meta = _read_json(self.version_path(name, state["active"]) / MANIFEST_FILE) or {}
-            prov = meta.get("provenance") or {}
+            prov = meta.get("provenance")
             try:
                 cards.append(
                     VersionCard(
@@ -323,13 +336,14 @@ class ToolStore:
         wanted = (sha256_text(code), sha256_text(tests))
         for number in self.version_numbers(name):
             meta = _read_json(self.version_path(name, number) / MANIFEST_FILE) or {}
-            prov = meta.get("provenance", {})
-            if (prov.get("code_sha256"), prov.get("tests_sha256")) == wanted:
+            prov = meta.get("provenance")
+            if isinstance(prov, dict) and (prov.get("code_sha256"), prov.get("tests_sha256")) == wanted:
                 return number
         return None
 
     def _usage_of(self, name: str) -> dict[str, Any]:
-        return (_read_json(self.tool_dir(name) / USAGE_FILE) or {}).get("versions", {})
+        versions = (_read_json(self.tool_dir(name) / USAGE_FILE) or {}).get("versions")
+        return versions if isinstance(versions, dict) else {}
 
     # ---- writing --------------------------------------------------------------------------------
 
@@ -413,8 +427,10 @@ class ToolStore:
                 raise ToolNotFoundError(f"Tool {name!r} has no version {version}.")
             path = self.tool_dir(name) / USAGE_FILE
             data = _read_json(path) or {}
-            versions = data.setdefault("versions", {})
-            stats = UsageStats(**versions.get(str(version), {}))
+            if not isinstance(data.get("versions"), dict):
+                data["versions"] = {}  # damaged: start counting again rather than fail every call
+            versions = data["versions"]
+            stats = _usage_stats(versions.get(str(version)), name, version)
             stats = UsageStats(
                 calls=stats.calls + 1, failures=stats.failures + (0 if ok else 1), last_used=utc_now()
             )
@@ -451,14 +467,37 @@ def _lines(text: str) -> list[str]:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file; None (with a warning) if it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        log.warning("Ignoring unreadable %s: %s", path, exc)
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        log.warning("Ignoring unreadable %s: %s", path, reason)
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        log.warning("Ignoring %s: it is not a JSON object", path)
+        return None
+    return data
+
+
+def _as_int(value: Any) -> int | None:
+    """An int recorded in a side file (not a bool, not a float), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _usage_stats(recorded: Any, name: str, version: int) -> UsageStats:
+    """A version's usage statistics from usage.json; empty ones (with a warning) if that entry is damaged."""
+    if recorded is None:
+        return UsageStats()
+    try:
+        if isinstance(recorded, dict):
+            return UsageStats(**recorded)
+    except ValidationError:
+        pass
+    log.warning("Ignoring the damaged usage statistics of %s version %s", name, version)
+    return UsageStats()
 
 
 def _remove(path: Path) -> None:

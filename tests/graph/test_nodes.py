@@ -303,7 +303,6 @@ def test_execute_reports_a_tool_error_and_records_usage(sea_home: Path, script) 
             tests=SAFE_DIVIDE_TESTS,
             provenance=Provenance(request="test", source="synthesized"),
         ),
-        verify=True,
     )
     tool = {
         "name": manifest.name,
