@@ -38,6 +38,84 @@ MAX_JOB_BYTES = 64 * 1024 * 1024
 # The largest value that may cross between the test process and the tool's process in one message.
 TOOL_FRAME_LIMIT = 64 * 1024 * 1024
 TOOL_DIR = "tool"
+LANDLOCK_MISSING = (
+    "This machine's kernel does not offer Landlock (Linux 5.13 or later with landlock among its security "
+    "modules), which the sandbox needs to keep tool code away from its tests; no code was run."
+)
+
+# Runs first in both untrusted children (the tool's process during tests, and the call child): confines the
+# process with Landlock before any tool code is imported. Landlock is an unprivileged Linux security module
+# (5.13+), so it works under no-new-privileges with every capability dropped, and it cannot be undone.
+CONFINE_BOOTSTRAP = r"""
+def _sea_confine(readable):
+    # From here on this process and everything it starts may read only the system's own files (/usr, /etc)
+    # and `readable`, and may write, create or delete only inside a new private scratch folder, which becomes
+    # its working directory and TMPDIR. Everything else is out of reach: the tests, the stand-in tool.py, the
+    # job folder, the runner's files, other scratch, /proc, /sys, /dev/shm; and (Landlock ABI 6+) signals to
+    # and abstract sockets of processes outside the confinement, so the test process cannot be signalled.
+    # Returns the scratch folder; raises OSError where the kernel cannot confine (the job must not go on).
+    import ctypes, os, struct, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+
+    def syscall(*args):
+        result = libc.syscall(*args)
+        if result < 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, "Landlock: " + os.strerror(errno))
+        return result
+
+    create_ruleset, add_rule, restrict_self = 444, 445, 446  # the same numbers on every architecture
+    abi = syscall(create_ruleset, None, ctypes.c_size_t(0), ctypes.c_uint32(1))  # 1: ask for the ABI
+    execute, write_file, read_file, read_dir = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+    handled = (1 << 13) - 1  # ABI 1: execute .. make_sym
+    if abi >= 2:
+        handled |= 1 << 13  # refer (links and renames across folders)
+    if abi >= 3:
+        handled |= 1 << 14  # truncate
+    if abi >= 5:
+        handled |= 1 << 15  # ioctl on devices
+    net = 0b11 if abi >= 4 else 0  # TCP bind and connect (there is no network anyway)
+    scoped = 0b11 if abi >= 6 else 0  # abstract unix sockets, signals
+    size = 8 if abi < 4 else 16 if abi < 6 else 24
+    attr = ctypes.create_string_buffer(struct.pack("=QQQ", handled, net, scoped)[:size], size)
+    ruleset = syscall(create_ruleset, attr, ctypes.c_size_t(size), ctypes.c_uint32(0))
+    file_rights = handled & (execute | write_file | read_file | (1 << 14) | (1 << 15))
+    scratch = os.path.join("/tmp", "sea-tool-" + os.urandom(8).hex())
+    os.mkdir(scratch, 0o700)
+    rules = [(path, execute | read_file | read_dir) for path in ("/usr", "/etc") + tuple(readable)]
+    rules += [("/dev/null", read_file | write_file), ("/dev/urandom", read_file), (scratch, handled)]
+    try:
+        for path, access in rules:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                if not os.path.isdir(path):
+                    access &= file_rights
+                rule = ctypes.create_string_buffer(struct.pack("=Qi", access & handled, fd), 12)
+                syscall(add_rule, ctypes.c_int(ruleset), ctypes.c_int(1), rule, ctypes.c_uint32(0))
+            finally:
+                os.close(fd)
+        if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (already set by Docker; Landlock needs it)
+            raise OSError(ctypes.get_errno(), "no_new_privs could not be set")
+        syscall(restrict_self, ctypes.c_int(ruleset), ctypes.c_uint32(0))
+    finally:
+        os.close(ruleset)
+    os.chdir(scratch)
+    os.environ["TMPDIR"] = scratch
+    if "tempfile" in sys.modules:
+        sys.modules["tempfile"].tempdir = scratch
+    return scratch
+"""
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, or 0 where Landlock is missing or disabled."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return max(0, int(libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))))
+
 
 # Runs first in the pytest child (see TESTS_BOOTSTRAP): forks the tool's own process and installs the channel
 # the generated tool.py talks to it through.
@@ -295,6 +373,12 @@ def _start_tool_process():
         os.dup2(null, 0)  # the reporter's key is still waiting on stdin: not for the tool
         os.close(null)
         os.close(report_fd)
+        try:
+            _sea_confine([tool_dir])
+        except BaseException as exc:
+            failure = RuntimeError("the sandbox could not confine the tool's process: %s" % exc)
+            _frame_send(theirs, {"import_error": _exception_record(failure)})
+            os._exit(0)
         _serve_tool(theirs, tool_dir)
     theirs.close()
     return ours
@@ -586,7 +670,7 @@ import pytest
 
 sys.exit(pytest.main(sys.argv[1:], plugins=[_make_reporter()]))
 """.replace("__LIMIT__", str(MESSAGE_CHARS))
-TESTS_BOOTSTRAP = TOOL_PROCESS_BOOTSTRAP + TESTS_BOOTSTRAP
+TESTS_BOOTSTRAP = CONFINE_BOOTSTRAP + TOOL_PROCESS_BOOTSTRAP + TESTS_BOOTSTRAP
 
 # Runs in the call child: imports tool.py, calls the function with the JSON kwargs and writes one JSON
 # object (the result or a structured error) to the fd named in SEA_RESULT_FD.
@@ -625,6 +709,10 @@ def _traceback(exc):
 
 with open(kwargs_path, "rb") as handle:
     kwargs = json.load(handle)
+try:
+    _sea_confine([job_dir])
+except BaseException as exc:
+    _error("SandboxError", "the sandbox could not confine the tool's process: %s" % exc)
 sys.path.insert(0, job_dir)
 try:
     import inspect
@@ -654,6 +742,7 @@ if len(data) > limit:
     _error("ResultTooLarge", "the JSON result is %d bytes, over the %d-byte limit" % (len(data), limit))
 _finish(data)
 """.replace("__LIMIT__", str(MESSAGE_CHARS))
+CALL_BOOTSTRAP = CONFINE_BOOTSTRAP + CALL_BOOTSTRAP
 
 
 def make_undumpable() -> bool:
@@ -1265,6 +1354,9 @@ def main(argv: list[str]) -> int:
     try:
         if not undumpable:
             emit(nonce, {"kind": "runner_error", "message": "The runner could not make itself non-dumpable."})
+            return 1
+        if landlock_abi() < 1:
+            emit(nonce, {"kind": "runner_error", "message": LANDLOCK_MISSING})
             return 1
         job_name = str(job["job"])
         if not job_name.replace("-", "").isalnum():
