@@ -357,7 +357,10 @@ class ToolLibrary:
         existing = self.store.find_by_content(draft.name, draft.code, draft.tests)
         if existing is not None:
             return self.store.read(draft.name, existing)
-        manifest, _created = self._commit(self._verify(draft), allow_duplicate=allow_duplicate)
+        vector = None
+        if not allow_duplicate:  # fail fast, before the sandbox run; decided again under the lock
+            vector = self._refuse_twin(draft)
+        manifest, _created = self._commit(self._verify(draft), allow_duplicate=allow_duplicate, vector=vector)
         return manifest
 
     def _verify(self, draft: ToolDraft) -> _Verified:
@@ -392,43 +395,48 @@ class ToolLibrary:
         )
         return _Verified(verified, content_hash(code, tests))
 
-    def _commit(self, verified: _Verified, *, allow_duplicate: bool = False) -> tuple[ToolManifest, bool]:
+    def _commit(
+        self, verified: _Verified, *, allow_duplicate: bool = False, vector: list[float] | None = None
+    ) -> tuple[ToolManifest, bool]:
         """Store a draft the library verified; return its manifest and whether a version was written.
 
         Under the lock, so that a concurrent writer cannot slip in between: the content is looked up again
         (idempotence), the twin check is made against the tools on disk now, and the version is added.
+        `vector`: the description's embedding, if the caller has it already.
         """
         if not isinstance(verified, _Verified) or verified.content != content_hash(
             verified.draft.code, verified.draft.tests
         ):
             raise NotVerifiedError("A tool not verified by this library was offered for storage; nothing was stored.")
         draft = verified.draft
-        # Embedding the new description is the slow part of the twin check: do it before taking the lock.
-        wanted = None if allow_duplicate else self._twin_probe(draft)
         with self.store.locked():
             existing = self.store.find_by_content(draft.name, draft.code, draft.tests)
             if existing is not None:
                 return self.store.read(draft.name, existing), False
-            if wanted is not None and not self.store.version_numbers(draft.name):
-                twin, similarity = self._closest_twin(draft, vector=wanted)
-                if twin is not None and similarity >= self.settings.duplicate_similarity:
-                    raise DuplicateToolError(
-                        f"Tool {draft.name!r} duplicates the existing tool {twin.name!r} (same signature, "
-                        f"similar description); add a version of {twin.name!r} instead, or allow the duplicate.",
-                        twin,
-                        similarity,
-                    )
+            if not allow_duplicate:
+                self._refuse_twin(draft, vector)
             before = self.store.generation()
             manifest, created = self.store.add_version(draft)
             if created:
                 self._index_after_write(manifest.name, before)
         return manifest, created
 
-    def _twin_probe(self, draft: ToolDraft) -> list[float] | None:
-        """The embedding of a draft's description for the twin check; None if its signature cannot be read."""
-        if normalised_signature(draft.signature, draft.code, draft.name) is None:
-            return None
-        return self.embeddings.embed_documents([draft.description])[0]
+    def _refuse_twin(self, draft: ToolDraft, vector: list[float] | None = None) -> list[float] | None:
+        """DuplicateToolError if a draft for a new name is the twin of an existing active tool.
+
+        Returns the description's embedding if it was computed (only when a same-signature tool exists).
+        """
+        if self.store.version_numbers(draft.name):
+            return vector  # a new version of an existing tool is never a twin
+        twin, similarity, vector = self._closest_twin(draft, vector=vector)
+        if twin is not None and similarity >= self.settings.duplicate_similarity:
+            raise DuplicateToolError(
+                f"Tool {draft.name!r} duplicates the existing tool {twin.name!r} (same signature, "
+                f"similar description); add a version of {twin.name!r} instead, or allow the duplicate.",
+                twin,
+                similarity,
+            )
+        return vector
 
     def _index_after_write(self, name: str, generation_before: int) -> None:
         # The files are committed; a failing index is repaired by the next open's sync, so don't fail here.
@@ -445,19 +453,17 @@ class ToolLibrary:
 
         Advisory (no lock is held): `register` makes the same check again under the lock before writing.
         """
-        twin, similarity = self._closest_twin(draft)
+        twin, similarity, _ = self._closest_twin(draft)
         return twin if twin is not None and similarity >= self.settings.duplicate_similarity else None
 
     def _closest_twin(
         self, draft: ToolDraft, *, vector: list[float] | None = None
-    ) -> tuple[ToolManifest | None, float]:
-        """The active tool under another name with the same signature types and the closest description.
-
-        `vector`: the draft description's embedding, if already computed.
-        """
+    ) -> tuple[ToolManifest | None, float, list[float] | None]:
+        """The active tool under another name with the same signature types and the closest description,
+        its cosine, and the draft description's embedding (`vector` if given; None if not needed)."""
         wanted = normalised_signature(draft.signature, draft.code, draft.name)
         if wanted is None:
-            return None, 0.0
+            return None, 0.0, vector
         # The embedding cannot tell a direction: "Celsius to Fahrenheit" and "Fahrenheit to Celsius" score
         # 0.994. So twins must also share parameter names, and names that are the same words in another
         # order (celsius_to_fahrenheit, fahrenheit_to_celsius) are never twins.
@@ -475,7 +481,7 @@ class ToolLibrary:
                 except ToolLibraryError as exc:
                     log.warning("Skipping %s in the twin check: %s", card.name, exc)
         if not candidates:
-            return None, 0.0
+            return None, 0.0, vector
         if vector is None:
             vector = self.embeddings.embed_documents([draft.description])[0]
         vectors = self.embeddings.embed_documents([m.description for m in candidates])
@@ -484,7 +490,7 @@ class ToolLibrary:
             score = _cosine(vector, candidate)
             if score > best_score:
                 best, best_score = manifest, score
-        return best, best_score
+        return best, best_score, vector
 
     def rollback(self, name: str, version: int) -> ToolManifest:
         """Make a stored version the active one (also brings a retired tool back)."""

@@ -313,8 +313,11 @@ class ToolStore:
                 continue
             if state["status"] == "retired" and not include_retired:
                 continue
-            meta = _read_json(self.version_path(name, state["active"]) / MANIFEST_FILE) or {}
-            prov = meta.get("provenance")
+            meta = self._meta(name, state["active"])
+            if meta is None:
+                log.warning("Skipping tool %s: the manifest of its version %s is damaged", name, state["active"])
+                continue
+            prov = meta["provenance"]
             try:
                 cards.append(
                     VersionCard(
@@ -335,11 +338,18 @@ class ToolStore:
         """The version of `name` holding exactly this code and these tests, if any."""
         wanted = (sha256_text(code), sha256_text(tests))
         for number in self.version_numbers(name):
-            meta = _read_json(self.version_path(name, number) / MANIFEST_FILE) or {}
-            prov = meta.get("provenance")
-            if isinstance(prov, dict) and (prov.get("code_sha256"), prov.get("tests_sha256")) == wanted:
+            meta = self._meta(name, number)
+            prov = meta["provenance"] if meta is not None else {}
+            if (prov.get("code_sha256"), prov.get("tests_sha256")) == wanted:
                 return number
         return None
+
+    def _meta(self, name: str, number: int) -> dict[str, Any] | None:
+        """A version's manifest.json if it is an object naming this tool with a provenance object, else None."""
+        meta = _read_json(self.version_path(name, number) / MANIFEST_FILE)
+        if meta is None or meta.get("name") != name or not isinstance(meta.get("provenance"), dict):
+            return None
+        return meta
 
     def _usage_of(self, name: str) -> dict[str, Any]:
         versions = (_read_json(self.tool_dir(name) / USAGE_FILE) or {}).get("versions")

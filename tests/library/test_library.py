@@ -1,4 +1,5 @@
-"""ToolLibrary against the real Chroma index and the real embedding model (no sandbox needed here)."""
+"""ToolLibrary against the real Chroma index, the real embedding model and the real sandbox (`register` runs
+every new version's tests in it)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from library_helpers import ROOT, make_draft, run_python
 
 from sea.settings import Settings
 from tools_library import (
+    CorruptToolError,
     DuplicateToolError,
     InvalidToolError,
     NotVerifiedError,
@@ -24,26 +26,28 @@ from tools_library import (
 )
 from tools_library.library import index_hash, normalised_signature
 from tools_library.seeds import seed_drafts
-from tools_library.store import STATE_FILE
+from tools_library.store import STATE_FILE, sha256_text
 
+pytestmark = [pytest.mark.docker]
 
-def _verified_seeds() -> list:
-    # These drafts claim a passing report as the graph's drafts do; test_packs verifies them for real.
-    return [d.model_copy(update={"verification": {"verdict": "passed"}}) for d in seed_drafts()]
+SUM_TESTS = "from tool import add_numbers\n\n\ndef test_sum():\n    assert add_numbers(2, 3) == 5\n"
+# Subprocesses that register verify in a sandbox of their own: one warm container, or none when they get killed.
+ONE_CONTAINER = {"SEA_SANDBOX_POOL_SIZE": "1"}
+NO_POOL = {"SEA_SANDBOX_POOL_SIZE": "0"}
 
 
 @pytest.fixture
-def library(sea_home: Settings):
-    lib = ToolLibrary.open(sea_home)
+def library(sea_home: Settings, sandbox):
+    lib = ToolLibrary.open(sea_home, sandbox)
     yield lib
     lib.close()
 
 
 @pytest.fixture
-def seeded(library: ToolLibrary) -> ToolLibrary:
-    for draft in _verified_seeds():
-        library.register(draft)
-    return library
+def seeded(seeded_home: Settings, sandbox):
+    lib = ToolLibrary.open(seeded_home, sandbox)
+    yield lib
+    lib.close()
 
 
 def test_register_then_search_and_get(seeded: ToolLibrary) -> None:
@@ -59,19 +63,49 @@ def test_register_then_search_and_get(seeded: ToolLibrary) -> None:
 
 
 def test_register_is_idempotent_and_keeps_the_index_in_step(seeded: ToolLibrary) -> None:
-    draft = _verified_seeds()[0]
+    draft = seed_drafts()[0]
     again = seeded.register(draft)
     assert again.version == 1
     assert seeded.store.version_numbers(draft.name) == [1]
     assert len(seeded.index.indexed()) == len(seed_drafts())
 
 
-def test_unverified_and_invalid_drafts_are_refused(library: ToolLibrary) -> None:
-    with pytest.raises(NotVerifiedError, match="no passing sandbox report"):
-        library.register(make_draft("add_numbers", verified=False))
-    failing = make_draft("add_numbers").model_copy(update={"verification": {"verdict": "failed"}})
-    with pytest.raises(NotVerifiedError):
-        library.register(failing)
+def test_a_claimed_report_is_never_trusted(library: ToolLibrary, sandbox) -> None:
+    # The caller's report says 4 of 4 passed, with the right hashes; the library's own run says otherwise.
+    lying = make_draft("add_numbers", body="return 'PWNED'", tests=SUM_TESTS)
+    code_sha, tests_sha = sha256_text(lying.code), sha256_text(lying.tests)
+    lying.verification = {"verdict": "passed", "passed": 4, "failed": 0, "verified_by": "library",
+                          "code_sha256": code_sha, "tests_sha256": tests_sha}
+    refused = r"failed verification in the sandbox \(failed: 0 passed, 1 failed"
+    with pytest.raises(NotVerifiedError, match=refused) as caught:
+        library.register(lying)
+    assert caught.value.report["verdict"] == "failed"
+    assert library.store.names() == [] and library.index.indexed() == {}
+
+    # A test file without tests passes nothing, so it proves nothing.
+    with pytest.raises(NotVerifiedError, match="failed verification"):
+        library.register(make_draft("add_numbers", tests="from tool import add_numbers\n"))
+    assert library.store.names() == []
+
+    # No claim at all: the library's run decides, and its report is the one stored.
+    manifest = library.register(make_draft("add_numbers", tests=SUM_TESTS, verified=False))
+    ver = manifest.verification
+    assert (ver["verdict"], ver["passed"], ver["failed"], ver["verified_by"]) == ("passed", 1, 0, "library")
+    assert [t["outcome"] for t in ver["tests"]] == ["passed"]
+    assert (ver["code_sha256"], ver["tests_sha256"]) == (sha256_text(manifest.code), sha256_text(manifest.tests))
+    assert ver["image_id"] == manifest.provenance.sandbox_image_id == sandbox.image_id()
+
+    # A caller's counts and image are overwritten by the library's run; its other notes are kept beside it.
+    noted = make_draft("add_numbers", body="return b + a", tests=SUM_TESTS).model_copy(
+        update={"verification": {"verdict": "passed", "passed": 99, "image_id": "sha256:forged", "repairs": 2}}
+    )
+    again = library.register(noted)
+    assert again.version == 2
+    assert (again.verification["passed"], again.verification["repairs"]) == (1, 2)
+    assert again.verification["image_id"] == again.provenance.sandbox_image_id == sandbox.image_id()
+
+
+def test_invalid_drafts_are_refused_before_the_sandbox(library: ToolLibrary) -> None:
     no_function = make_draft("add_numbers").model_copy(update={"code": "def other(a, b):\n    return a\n"})
     with pytest.raises(InvalidToolError, match="defines no top-level function add_numbers"):
         library.register(no_function)
@@ -79,6 +113,22 @@ def test_unverified_and_invalid_drafts_are_refused(library: ToolLibrary) -> None
     with pytest.raises(InvalidToolError, match="not valid Python"):
         library.register(broken)
     assert library.store.names() == [] and library.index.indexed() == {}
+
+
+def test_an_identical_version_is_returned_without_a_sandbox_run(seeded_home: Settings) -> None:
+    """Idempotence needs no sandbox: a library whose sandbox cannot start still returns the stored version."""
+    from sandbox import Sandbox, SandboxError
+
+    broken = Sandbox(Settings(home=seeded_home.home, sandbox_image="sea-sandbox-missing:never-built"), pool_size=0)
+    lib = ToolLibrary.open(seeded_home, broken)
+    try:
+        draft = next(d for d in seed_drafts() if d.name == "word_count")
+        assert lib.register(draft).version == 1
+        with pytest.raises(SandboxError, match="sea-sandbox-missing:never-built"):
+            lib.register(draft.model_copy(update={"code": draft.code + "# changed\n"}))
+        assert lib.store.version_numbers("word_count") == [1]
+    finally:
+        lib.close(close_sandbox=True)
 
 
 def test_versions_rollback_retire_and_the_index_follows(library: ToolLibrary) -> None:
@@ -173,6 +223,31 @@ def test_not_twins_same_types_other_meaning_or_direction(seeded: ToolLibrary) ->
     assert seeded.find_duplicate(other_types) is None
 
 
+@pytest.mark.parametrize("damage", ["a JSON array", "provenance a string"])
+def test_a_damaged_manifest_is_skipped_and_the_rest_keeps_working(seeded: ToolLibrary, damage: str, caplog) -> None:
+    manifest_file = seeded.store.version_path("word_count", 1) / "manifest.json"
+    meta = json.loads(manifest_file.read_text())
+    manifest_file.write_text("[1, 2, 3]" if damage == "a JSON array" else json.dumps({**meta, "provenance": "x"}))
+    with caplog.at_level("WARNING"):
+        names = {m.name for m in seeded.list_tools()}
+        sync = seeded.sync_index()
+    assert names == {d.name for d in seed_drafts()} - {"word_count"}
+    assert "word_count" in caplog.text
+    assert sync.deleted == ["word_count"] and "word_count" not in seeded.index.indexed()
+    assert seeded.search("What is 15 percent of 300?")[0].name == "calculate_percentage"
+    with pytest.raises(CorruptToolError, match="word_count"):
+        seeded.get("word_count")
+    # A fresh open (what `python -m graph ask` does first) and a twin check over the damaged tool work too.
+    reopened = ToolLibrary.open(seeded.settings, seeded.sandbox)
+    try:
+        assert reopened.search("count the words in this sentence")
+        counter = make_draft("count_words_in", params="text: str", returns="int", body="return len(text.split())",
+                             description="Count the words in a text.")
+        assert reopened.find_duplicate(counter) is None
+    finally:
+        reopened.close()
+
+
 def test_normalised_signature_ignores_names_and_typing_spellings() -> None:
     a = normalised_signature("def f(items: List[int], n: Optional[int] = None) -> Dict[str, int]")
     b = normalised_signature("def g(values: list[int], k: int | None) -> dict[str, int]")
@@ -180,10 +255,9 @@ def test_normalised_signature_ignores_names_and_typing_spellings() -> None:
     assert normalised_signature("not python at all") is None
 
 
-def test_open_repairs_an_index_that_disagrees_with_the_files(sea_home: Settings) -> None:
+def test_open_repairs_an_index_that_disagrees_with_the_files(seeded_home: Settings) -> None:
+    sea_home = seeded_home
     lib = ToolLibrary.open(sea_home)
-    for draft in _verified_seeds():
-        lib.register(draft)
     # Change the files behind the index's back: retire one tool, roll another forward by a new version.
     lib.store.set_status("word_count", "retired")
     lib.store.add_version(make_draft("is_palindrome", params="text: str", returns="bool", body="return True"))
@@ -200,11 +274,8 @@ def test_open_repairs_an_index_that_disagrees_with_the_files(sea_home: Settings)
         reopened.close()
 
 
-def test_index_rebuilt_after_its_folder_is_deleted(sea_home: Settings) -> None:
-    lib = ToolLibrary.open(sea_home)
-    for draft in _verified_seeds():
-        lib.register(draft)
-    lib.close()
+def test_index_rebuilt_after_its_folder_is_deleted(seeded_home: Settings) -> None:
+    sea_home = seeded_home
     shutil.rmtree(sea_home.index_dir)
     assert not sea_home.index_dir.exists()
     # A new process, as after a user deletes the folder (Chroma caches an open client per path per process).
@@ -262,7 +333,7 @@ def test_two_processes_register_through_the_library(sea_home: Settings) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _LIB_WRITER.format(tests_dir=tests_dir, start=start, jobs=jobs)],
-            cwd=ROOT, env={**os.environ, "SEA_HOME": str(sea_home.home)},
+            cwd=ROOT, env={**os.environ, "SEA_HOME": str(sea_home.home), **ONE_CONTAINER},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for jobs in (jobs_a, jobs_b)
@@ -284,8 +355,8 @@ def test_two_processes_register_through_the_library(sea_home: Settings) -> None:
         lib.close()
 
 
-def test_kill_during_registration_then_open(sea_home: Settings) -> None:
-    lib = ToolLibrary.open(sea_home)
+def test_kill_during_registration_then_open(sea_home: Settings, sandbox) -> None:
+    lib = ToolLibrary.open(sea_home, sandbox)
     lib.register(make_draft("add_numbers", description="Add two numbers."))
     lib.close()
     snippet = (
@@ -294,14 +365,14 @@ def test_kill_during_registration_then_open(sea_home: Settings) -> None:
         "lib = ToolLibrary.open()\n"
         "lib.register(make_draft('add_numbers', body='return a * b', description='Multiply two numbers.'))\n"
     ).format(t=str(ROOT / "tests" / "library"))
-    killed = run_python(snippet, {"SEA_HOME": str(sea_home.home), "SEA_LIBRARY_FAULT": "before_rename"})
+    killed = run_python(snippet, {"SEA_HOME": str(sea_home.home), "SEA_LIBRARY_FAULT": "before_rename", **NO_POOL})
     assert killed.returncode == -signal.SIGKILL
     reopened = ToolLibrary.open(sea_home)
     assert reopened.store.version_numbers("add_numbers") == [1]
     assert reopened.get("add_numbers").description == "Add two numbers."
     reopened.close()
 
-    killed = run_python(snippet, {"SEA_HOME": str(sea_home.home), "SEA_LIBRARY_FAULT": "after_rename"})
+    killed = run_python(snippet, {"SEA_HOME": str(sea_home.home), "SEA_LIBRARY_FAULT": "after_rename", **NO_POOL})
     assert killed.returncode == -signal.SIGKILL
     state = (Path(sea_home.tools_dir) / "add_numbers" / STATE_FILE).read_text()
     assert '"active": 1' in state  # the pointer was never moved
@@ -323,7 +394,7 @@ def test_search_catches_up_with_another_process(seeded: ToolLibrary, sea_home: S
         "lib.register(make_draft('multiply_numbers', body='return a * b', description='Multiply two numbers.'))\n"
         "lib.retire('word_count')\nlib.close()\n"
     ).format(t=str(ROOT / "tests" / "library"))
-    done = run_python(change, {"SEA_HOME": str(sea_home.home)})
+    done = run_python(change, {"SEA_HOME": str(sea_home.home), **NO_POOL})
     assert done.returncode == 0, done.stderr
     assert seeded.store.generation() == before + 2
     assert seeded.search("multiply two numbers")[0].name == "multiply_numbers"

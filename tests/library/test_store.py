@@ -55,6 +55,10 @@ REFUSED_NAMES = [
     "数据",
     "ｆｕｌｌｗｉｄｔｈ",
     "1abc",
+    "abc\n",  # `$` matches before a trailing newline: names are checked with fullmatch
+    "add_numbers\n",
+    "\nadd_numbers",
+    "add_numbers\r",
 ]
 
 
@@ -205,6 +209,74 @@ def test_an_invalid_manifest_is_reported_as_corrupt_and_others_still_read(store:
     with pytest.raises(CorruptToolError, match="unreadable"):
         store.read("add_numbers")
     assert store.read("other_tool").version == 1
+
+
+# Manifests that parse but are not what a manifest is: each must make its tool unreadable, never the library.
+BAD_MANIFESTS = {
+    "a JSON array": "[1, 2, 3]",
+    "a JSON string": '"manifest"',
+    "provenance a string": None,  # filled in from the real manifest below
+    "provenance a list": None,
+    "nested 200,000 deep": "[" * 200_000 + "]" * 200_000,
+    "another tool's name": None,
+}
+
+
+def _bad_manifest(kind: str, meta: dict) -> str:
+    if BAD_MANIFESTS[kind] is not None:
+        return BAD_MANIFESTS[kind]
+    if kind == "another tool's name":
+        return json.dumps({**meta, "name": "other_tool"})
+    return json.dumps({**meta, "provenance": "trust me" if kind == "provenance a string" else ["x"]})
+
+
+@pytest.mark.parametrize("kind", list(BAD_MANIFESTS))
+def test_a_malformed_manifest_is_skipped_by_every_reader(store: ToolStore, kind: str, caplog) -> None:
+    store.add_version(make_draft("add_numbers"))
+    store.add_version(make_draft("other_tool"))
+    manifest_file = store.version_path("add_numbers", 1) / MANIFEST_FILE
+    manifest_file.write_text(_bad_manifest(kind, json.loads(manifest_file.read_text())))
+    with pytest.raises(CorruptToolError, match=r"(?i)version 1 of tool 'add_numbers'"):
+        store.read("add_numbers")
+    with caplog.at_level("WARNING"):
+        assert [c.name for c in store.active_cards()] == ["other_tool"]
+    assert "add_numbers" in caplog.text  # skipped with a warning, not silently
+    assert store.find_by_content("add_numbers", make_draft("add_numbers").code, make_draft("add_numbers").tests) is None
+    assert store.read("other_tool").version == 1
+    # A new registration of the damaged tool still works: it becomes version 2.
+    manifest, created = store.add_version(make_draft("add_numbers", body="return b + a"))
+    assert created and manifest.version == 2 and store.read("add_numbers").version == 2
+
+
+@pytest.mark.parametrize(
+    ("state", "usage"),
+    [
+        ("[1, 2]", "[1, 2]"),
+        ('{"active": "1", "latest": [2], "status": 7}', '{"versions": [1]}'),
+        ('{"active": true, "latest": null}', '{"versions": {"1": "many"}}'),
+        ('{"active": 1, "latest": 1, "status": "retired"}', '{"versions": {"1": {"calls": "x"}}}'),
+        ("[" * 100_000 + "]" * 100_000, "{" * 1),
+    ],
+)
+def test_damaged_side_files_do_not_break_reads_or_usage(store: ToolStore, state: str, usage: str) -> None:
+    store.add_version(make_draft("add_numbers"))
+    (store.tool_dir("add_numbers") / STATE_FILE).write_text(state)
+    (store.tool_dir("add_numbers") / "usage.json").write_text(usage)
+    current = store.state("add_numbers")
+    assert current["active"] == 1 and current["status"] in ("active", "retired")
+    manifest = store.read("add_numbers")
+    assert manifest.version == 1 and manifest.usage.calls == 0
+    assert [c.name for c in store.active_cards(include_retired=True)] == ["add_numbers"]
+    stats = store.record_usage("add_numbers", 1, ok=True)  # counting starts again from a damaged file
+    assert stats.calls == 1 and store.read("add_numbers").usage.calls == 1
+
+
+def test_a_folder_that_only_looks_like_a_version_is_not_one(store: ToolStore) -> None:
+    store.add_version(make_draft("add_numbers"))
+    (store.tool_dir("add_numbers") / "v0002\n").mkdir()
+    (store.tool_dir("add_numbers") / "v\u0661\u0662\u0663\u0664").mkdir()  # Arabic-Indic digits 1234
+    assert store.version_numbers("add_numbers") == [1]
+    assert store.read("add_numbers").version == 1
 
 
 def test_diff_shows_code_tests_and_description(store: ToolStore) -> None:
