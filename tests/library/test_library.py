@@ -355,6 +355,67 @@ def test_two_processes_register_through_the_library(sea_home: Settings) -> None:
         lib.close()
 
 
+_TWIN_WRITER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests_dir!r})
+from library_helpers import make_draft
+from tools_library import DuplicateToolError, ToolLibrary
+lib = ToolLibrary.open()
+lib.embeddings.embed_documents(["warm the model up"])
+assert lib.sandbox.warm_up(timeout_s=240), "the sandbox did not warm up"
+Path({ready!r}).touch()
+while not Path({go!r}).exists():
+    time.sleep(0.002)
+draft = make_draft({name!r}, params="celsius: float", body="return celsius * 1.8 + 32", description={description!r})
+try:
+    manifest = lib.register(draft)
+    print("registered", manifest.name, flush=True)
+except DuplicateToolError as exc:
+    print("duplicate", draft.name, exc.existing.name, flush=True)
+lib.close(close_sandbox=True)
+"""
+
+
+def test_twins_registered_at_once_by_three_processes_only_one_wins(sea_home: Settings, tmp_path: Path) -> None:
+    """The twin check and the write are one step under the library lock: of three twins, exactly one gets in."""
+    import os
+
+    twins = [
+        ("to_fahrenheit", "Convert a temperature in degrees Celsius to degrees Fahrenheit."),
+        ("celsius_in_fahrenheit", "Convert a temperature in Celsius degrees to Fahrenheit degrees."),
+        ("fahrenheit_from_celsius", "Converts a temperature in degrees Celsius into degrees Fahrenheit."),
+    ]
+    go = tmp_path / "go"
+    procs, ready = [], []
+    for i, (name, description) in enumerate(twins):
+        ready.append(tmp_path / f"ready-{i}")
+        code = _TWIN_WRITER.format(tests_dir=str(ROOT / "tests" / "library"), ready=str(ready[-1]), go=str(go),
+                                   name=name, description=description)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "SEA_HOME": str(sea_home.home), **ONE_CONTAINER},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    deadline = time.time() + 300
+    while not all(p.exists() for p in ready):
+        assert time.time() < deadline and all(proc.poll() is None for proc in procs), "a writer failed to start"
+        time.sleep(0.05)
+    go.touch()  # all three have passed nothing yet: they register together
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        outcomes.append(out.split())
+    winners = [o[1] for o in outcomes if o[0] == "registered"]
+    assert len(winners) == 1, outcomes
+    assert sorted(o[2] for o in outcomes if o[0] == "duplicate") == [winners[0]] * 2, outcomes
+    lib = ToolLibrary.open(sea_home, sync_index=False)
+    try:
+        assert lib.store.names() == winners
+    finally:
+        lib.close()
+
+
 def test_kill_during_registration_then_open(sea_home: Settings, sandbox) -> None:
     lib = ToolLibrary.open(sea_home, sandbox)
     lib.register(make_draft("add_numbers", description="Add two numbers."))
