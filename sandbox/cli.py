@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sandbox.errors import SandboxError, SandboxUnavailableError
+from sandbox.models import MAX_JSON_DEPTH, json_depth
 from sea.settings import get_settings
 
 if TYPE_CHECKING:
@@ -57,8 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_source(path: Path, what: str) -> str:
+    from sandbox.service import MAX_SOURCE_BYTES
+
     try:
-        return path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES and path.is_file():  # refused before it is read into memory
+            raise BadInput(
+                f"The {what} file {path} is {size / 2**20:.1f} MiB, over the sandbox's limit of "
+                f"{MAX_SOURCE_BYTES // 2**20} MiB per source file."
+            )
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(f"The {what} file {path} does not exist.") from None
     except IsADirectoryError:
@@ -67,6 +76,12 @@ def _read_source(path: Path, what: str) -> str:
         raise BadInput(f"The {what} file {path} is not UTF-8 text.") from None
     except OSError as exc:
         raise BadInput(f"The {what} file {path} cannot be read: {exc.strerror}.") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise BadInput(
+            f"The {what} file {path} contains a NUL byte (line {line}), which Python source cannot contain."
+        )
+    return text
 
 
 def _timeout(value: float | None) -> float | None:
@@ -76,12 +91,19 @@ def _timeout(value: float | None) -> float | None:
 
 
 def _parse_kwargs(text: str) -> dict[str, Any]:
+    too_deep = BadInput(
+        f"--args nests more than {MAX_JSON_DEPTH} levels of lists and objects, the most the sandbox accepts."
+    )
     try:
         kwargs = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as exc:
         raise BadInput(f"--args is not valid JSON: {exc}.") from None
     if not isinstance(kwargs, dict):
         raise BadInput("--args must be a JSON object of keyword arguments, e.g. '{\"x\": 1}'.")
+    if json_depth(kwargs) > MAX_JSON_DEPTH:
+        raise too_deep
     return kwargs
 
 
@@ -97,8 +119,11 @@ def cmd_run_tests(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     tool_code = _read_source(args.code, "code")
     test_code = _read_source(args.tests, "tests")
     timeout = _timeout(args.timeout)
-    with _one_shot_sandbox() as sandbox:
-        report = sandbox.run_tests(tool_code, test_code, timeout_s=timeout)
+    try:
+        with _one_shot_sandbox() as sandbox:
+            report = sandbox.run_tests(tool_code, test_code, timeout_s=timeout)
+    except ValueError as exc:  # the API's own checks of its input (sizes, NUL bytes)
+        raise BadInput(f"{str(exc).rstrip('.')}.") from None
     return report.model_dump(mode="json"), EXIT_OK
 
 
@@ -113,7 +138,7 @@ def cmd_call(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         with _one_shot_sandbox() as sandbox:
             result = sandbox.call(tool_code, args.function, kwargs, timeout_s=timeout)
     except ValueError as exc:
-        raise BadInput(f"{exc}.") from None
+        raise BadInput(f"{str(exc).rstrip('.')}.") from None
     return result.model_dump(mode="json", exclude_none=True), EXIT_OK
 
 

@@ -6,6 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# The deepest nesting of lists and objects accepted in a call's arguments and result (and in JSON given on the
+# command line): far beyond any real tool's data, well inside what json, pydantic and the checkpoint
+# serialisers handle without running out of stack.
+MAX_JSON_DEPTH = 100
+
 Verdict = Literal["passed", "failed", "error", "timeout", "oom"]
 TestOutcome = Literal["passed", "failed", "error", "skipped"]
 
@@ -67,3 +72,24 @@ class CallResult(BaseModel):
     stderr: str = ""
     duration_ms: float = 0.0
     image_id: str = ""
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply lists, tuples and dicts nest in `value` (a scalar is 0, `[]` is 1), counted without
+    recursion; stops counting at `limit + 1`, so a huge value costs no more than it must."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > limit:
+            return depth
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children if isinstance(child, (dict, list, tuple)))
+    return deepest

@@ -9,6 +9,9 @@ empty ("pressure") the refills start plain containers too, since jobs then come 
 be made; once calm again, warm ones replace the plain leftovers. At most `parallel_starts` containers start at
 once. A remover thread force-removes used containers in the background. Every method is thread-safe; asyncio
 callers reach it through `asyncio.to_thread`.
+
+`JobSlots` bounds how many jobs run at once (SEA_SANDBOX_MAX_JOBS): a job takes a slot before it asks for a
+container and gives it back once its container is discarded; the others wait their turn in arrival order.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, Literal, TypeVar
 
 from sandbox.errors import SandboxError, SandboxUnavailableError, pool_exhausted
@@ -28,6 +31,69 @@ MAX_BACKOFF_S = 5.0
 CALM_AFTER_S = 1.0
 Item = TypeVar("Item")
 Kind = Literal["warm", "plain"]
+
+
+class JobSlots:
+    """At most `limit` jobs at once; the others queue and are let in strictly in arrival order (no caller is
+    passed over). Thread-safe. `peak` is the most jobs that have held a slot at the same time."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the job limit must be >= 1")
+        self.limit = limit
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()  # one ticket per waiting caller, first come first served
+        self._running = 0
+        self.peak = 0
+
+    def running(self) -> int:
+        """Jobs holding a slot now."""
+        with self._cond:
+            return self._running
+
+    def waiting(self) -> int:
+        """Jobs queued for a slot now."""
+        with self._cond:
+            return len(self._queue)
+
+    def acquire(self, timeout_s: float) -> None:
+        """Take a slot, waiting at most `timeout_s` behind the callers who came first; raises
+        `SandboxUnavailableError` (busy, "exhausted", which the graph retries) when the wait runs out."""
+        deadline = time.monotonic() + timeout_s
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            try:
+                while self._queue[0] is not ticket or self._running >= self.limit:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise SandboxUnavailableError(
+                            f"The sandbox is busy (job slots exhausted): {self._running} jobs are running, the "
+                            f"most allowed at once (SEA_SANDBOX_MAX_JOBS={self.limit}), and this one waited "
+                            f"{timeout_s:g} s in a queue of {len(self._queue)}; raise SEA_SANDBOX_MAX_JOBS or "
+                            "SEA_SANDBOX_ACQUIRE_TIMEOUT_S, or retry."
+                        )
+                    self._cond.wait(remaining)
+                self._running += 1
+                self.peak = max(self.peak, self._running)
+            finally:
+                self._queue.remove(ticket)
+                self._cond.notify_all()
+
+    def release(self) -> None:
+        """Give a slot back; the first caller in the queue takes it."""
+        with self._cond:
+            self._running = max(0, self._running - 1)
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def slot(self, timeout_s: float) -> Iterator[None]:
+        """Hold a slot for the duration of the block."""
+        self.acquire(timeout_s)
+        try:
+            yield
+        finally:
+            self.release()
 
 
 def default_parallel_starts() -> int:

@@ -25,8 +25,9 @@ from pydantic import ValidationError
 
 from sandbox import container as ctr
 from sandbox.errors import SandboxError
-from sandbox.models import CallError, CallResult, TestReport
-from sandbox.pool import WarmPool
+from sandbox.models import MAX_JSON_DEPTH, CallError, CallResult, TestReport, json_depth
+from sandbox.pool import JobSlots, WarmPool
+from sandbox.runner import MAX_JOB_BYTES
 from sea.settings import Settings, get_settings
 
 RUNNER_SOURCE = (Path(__file__).resolve().parent / "runner.py").read_text(encoding="utf-8")
@@ -37,6 +38,11 @@ READY_TIMEOUT_S = 300.0
 # Beyond the job's own timeout, the host allows this long for the runner to start and answer.
 HOST_GRACE_S = 5.0
 MESSAGE_CHARS = 2000
+# The largest tool or test source accepted (a generated tool is a few kB); the whole job, arguments included,
+# must also fit the runner's MAX_JOB_BYTES.
+MAX_SOURCE_BYTES = 1024 * 1024
+# The envelope nests a call's result two levels down ({"kind": ..., "result": {"ok": ..., "result": ...}}).
+ENVELOPE_DEPTH = 2
 
 _janitor_lock = threading.Lock()
 _janitor_done = False
@@ -58,6 +64,8 @@ class Sandbox:
         self._pool: WarmPool | None = None
         self._closed = False
         self.instance_id = uuid.uuid4().hex  # labels this object's containers (sea.instance)
+        # At most sandbox_max_jobs jobs hold a container at once; the rest queue in arrival order.
+        self.job_slots = JobSlots(self.settings.sandbox_max_jobs)
         # Pool containers' runners fork a zygote, so a job's child starts with pytest already imported; a
         # container started for one job (pool size 0, or on demand when the pool is empty) has no zygote and
         # the runner spawns a fresh interpreter that imports only what the job needs. Both run inside the same
@@ -105,6 +113,11 @@ class Sandbox:
         kwargs = {} if kwargs is None else kwargs
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise ValueError("kwargs must be a JSON object (a dict with string keys)")
+        if json_depth(kwargs) > MAX_JSON_DEPTH:
+            raise ValueError(
+                f"kwargs nest more than {MAX_JSON_DEPTH} levels of lists and objects, the most the sandbox "
+                "accepts (or they contain themselves)"
+            )
         try:
             kwargs = json.loads(json.dumps(kwargs, allow_nan=False))
         except (TypeError, ValueError) as exc:
@@ -121,7 +134,9 @@ class Sandbox:
                 )
             except ValidationError:
                 body = {"kind": "host_error", "message": "The sandbox runner returned a malformed call result."}
-        error_type = {"timeout": "Timeout", "oom": "OutOfMemory"}.get(str(body.get("verdict")), "SandboxError")
+        error_type = str(body.get("error_type") or "") or {"timeout": "Timeout", "oom": "OutOfMemory"}.get(
+            str(body.get("verdict")), "SandboxError"
+        )
         return CallResult(
             ok=False,
             error=CallError(type=error_type, message=str(body.get("message", "The sandbox returned nothing."))),
@@ -241,7 +256,20 @@ class Sandbox:
             "memory_mb": self.settings.sandbox_memory_mb,
         }
         data = json.dumps(payload).encode("utf-8")
+        if len(data) > MAX_JOB_BYTES:  # the runner would refuse it, after a container had been spent on it
+            raise ValueError(
+                f"The job is {len(data) / 2**20:.1f} MiB as JSON (code, tests and arguments together), over the "
+                f"sandbox's limit of {MAX_JOB_BYTES // 2**20} MiB per job."
+            )
         framed = str(len(data)).encode("ascii") + b"\n" + data
+        self._ensure_started()
+        # A job waits for a slot (at most SEA_SANDBOX_ACQUIRE_TIMEOUT_S), then for a container; only the jobs
+        # holding a slot ask the pool for containers. Its own timeout starts once it has its container.
+        with self.job_slots.slot(self.settings.sandbox_acquire_timeout_s):
+            return self._run_in_container(framed, nonce, timeout_s)
+
+    def _run_in_container(self, framed: bytes, nonce: str, timeout_s: float) -> dict[str, Any]:
+        """Send the framed job to a fresh container's runner (a second one if the first died while idle)."""
         for attempt in range(2):
             api, _ = self._ensure_started()
             with self._container() as attached:
@@ -264,6 +292,8 @@ class Sandbox:
                 if body.get("kind") == "host_error":
                     return body
                 if body.get("kind") == "runner_error":
+                    if str(body.get("message", "")).startswith("RecursionError("):
+                        return _too_deep()  # the runner itself choked on a result nested ~1,000 deep
                     message = "The sandbox runner failed: " + str(body.get("message", ""))[:MESSAGE_CHARS]
                     return {"kind": "host_error", "verdict": "error", "message": message}
                 return body
@@ -331,9 +361,22 @@ def parse_envelope(stdout: bytes, nonce: str) -> dict[str, Any] | None:
         body = json.loads(stdout[len(prefix) :])
     except ValueError:
         return None
+    except RecursionError:  # only a call's result can nest like this
+        return _too_deep()
     if not isinstance(body, dict) or body.get("kind") not in ("tests", "call", "runner_error"):
         return None
+    if json_depth(body, MAX_JSON_DEPTH + ENVELOPE_DEPTH) > MAX_JSON_DEPTH + ENVELOPE_DEPTH:
+        return _too_deep()
     return clean_text(body)
+
+
+def _too_deep() -> dict[str, Any]:
+    """The host's answer for a result nested deeper than MAX_JSON_DEPTH (it is not read any further)."""
+    return {
+        "kind": "host_error", "verdict": "error", "error_type": "ResultNotJSON",
+        "message": f"The result nests more than {MAX_JSON_DEPTH} levels of lists and objects, the most the "
+        "sandbox accepts.",
+    }
 
 
 def _require_text(value: object, name: str) -> None:
@@ -341,6 +384,12 @@ def _require_text(value: object, name: str) -> None:
         raise ValueError(f"{name} must be a string of Python source, not {type(value).__name__}")
     if "\x00" in value:
         raise ValueError(f"{name} contains NUL bytes, which Python source cannot contain")
+    size = len(value) if len(value) * 4 <= MAX_SOURCE_BYTES else len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_SOURCE_BYTES:
+        raise ValueError(
+            f"{name} is {size / 2**20:.1f} MiB, over the sandbox's limit of {MAX_SOURCE_BYTES // 2**20} MiB "
+            "per source file"
+        )
 
 
 _default_lock = threading.Lock()
