@@ -25,12 +25,24 @@ _READ_ONLY = {"list", "show", "versions", "diff", "export"}
 
 
 def _positive_int(text: str) -> int:
+    """A version number: a whole number from 1."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a version number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a version number (versions start at 1)")
+    return value
+
+
+def _count(text: str) -> int:
+    """A number of hits: a whole number from 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hits (a whole number from 1)")
     return value
 
 
@@ -60,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="run its tests against its code in the sandbox")
     p = command("search", "Search the active tools (hybrid dense + BM25).")
     p.add_argument("query")
-    p.add_argument("-k", type=_positive_int, default=None, help="number of hits (default SEA_RETRIEVE_K)")
+    p.add_argument("-k", type=_count, default=None, help="number of hits (default SEA_RETRIEVE_K)")
     p = command("versions", "List every version of a tool.")
     p.add_argument("name")
     p = command("rollback", "Make a stored version the active one (also un-retires).")

@@ -35,8 +35,9 @@ def assert_one_line_error(done, code: int, text: str) -> None:
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert "Traceback" not in done.stderr
     assert any(text in line for line in lines), done.stderr
-    if code == 2 and not done.stderr.startswith("usage:"):
+    if code == 2:
         assert len(lines) == 1, done.stderr
+        assert not done.stderr.startswith("usage:"), done.stderr
 
 
 def test_list_and_show(home: Settings) -> None:
@@ -80,6 +81,43 @@ def test_unknown_tool_and_version_exit_2(home: Settings) -> None:
     assert_one_line_error(cli(home, "diff", "add_numbers", "1", "0"), 2, "is not a version number")
     assert_one_line_error(cli(home, "retire", "no_such_tool"), 2, "no tool named")
     assert_one_line_error(cli(home, "frobnicate"), 2, "invalid choice")
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["rollback", "X", "0"], "'0' is not a version number (versions start at 1)"),
+        (["rollback", "add_numbers", "0"], "'0' is not a version number (versions start at 1)"),
+        (["rollback", "add_numbers", "-1"], "is not a version number"),
+        (["rollback", "add_numbers"], "the following arguments are required: version"),
+        (["show", "add_numbers", "--version", "0"], "is not a version number"),
+        (["search", "x", "-k", "0"], "'0' is not a number of hits"),
+        (["list", "--bogus"], "unrecognized arguments: --bogus"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_usage_errors_are_one_sentence_and_exit_2(home: Settings, args: list[str], text: str) -> None:
+    done = cli(home, *args)
+    assert_one_line_error(done, 2, text)
+    assert done.stderr.startswith("error: ") and not done.stdout
+
+
+def test_a_damaged_manifest_is_skipped_by_list_and_search(home: Settings) -> None:
+    store = ToolStore(home.tools_dir)
+    (store.version_path("word_count", 1) / "manifest.json").write_text("[1, 2, 3]\n")
+    manifest_file = store.version_path("add_numbers", 3) / "manifest.json"
+    meta = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({**meta, "provenance": "trust me"}))
+    listed = cli(home, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "calculate_percentage" in listed.stdout and "word_count" not in listed.stdout
+    assert "add_numbers" not in listed.stdout
+    assert "Skipping tool word_count" in listed.stderr and "Traceback" not in listed.stderr
+    found = cli(home, "search", "What is 15 percent of 300?", "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["hits"][0]["name"] == "calculate_percentage"
+    shown = cli(home, "show", "word_count")
+    assert_one_line_error(shown, 1, "The manifest of version 1 of tool 'word_count' is not a JSON object")
 
 
 def test_versions_rollback_retire_diff(home: Settings) -> None:
