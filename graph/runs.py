@@ -251,17 +251,28 @@ def state_keys(graph: Pregel) -> dict[str, Any]:
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """`key=value` strings to a dict; a value is JSON when it parses as JSON, else the plain string."""
+    """`key=value` strings to a dict; a value is JSON when it parses as JSON, else the plain string. JSON
+    nested deeper than the sandbox's MAX_JSON_DEPTH is refused."""
+    from sandbox.models import MAX_JSON_DEPTH, json_depth  # the one limit for JSON values; imported on use
+
     values: dict[str, Any] = {}
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         key = key.strip()
         if not sep or not key:
             raise RunsError(f"--set expects key=value, got {assignment!r}.")
+        too_deep = RunsError(
+            f"--set {key}: the JSON value nests more than {MAX_JSON_DEPTH} levels of lists and objects, "
+            "the most a state value may have."
+        )
         try:
             values[key] = json.loads(raw)
         except json.JSONDecodeError:
             values[key] = raw
+        except RecursionError:
+            raise too_deep from None
+        if json_depth(values[key]) > MAX_JSON_DEPTH:
+            raise too_deep
     return values
 
 

@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,12 @@ def _ok(url: str) -> bool:
 @pytest.fixture
 def studio(sea_home: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A `langgraph dev` server on a free loopback port; yields its URL and working folder, stops it by pid."""
+    with _langgraph_dev(sea_home, tmp_path) as served:
+        yield served
+
+
+@contextmanager
+def _langgraph_dev(sea_home: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     workdir = tmp_path / "studio"
     workdir.mkdir()
     port = _free_port()
@@ -116,3 +123,40 @@ def test_studio_server_runs_the_graph_and_shares_checkpoints(studio: tuple[str, 
 
     # The server's own files went to its working folder, not the project.
     assert (workdir / ".langgraph_api").is_dir()
+
+
+STUDIO_ORIGIN = "https://smith.langchain.com"
+
+
+def _preflight(url: str, origin: str) -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(
+        f"{url}/threads", method="OPTIONS",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type,x-api-key"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}
+
+
+@pytest.mark.slow
+def test_the_api_server_answers_only_the_studio_origin(tmp_path: Path) -> None:
+    """langgraph.json's http.cors: a page on another origin cannot drive the local server from a browser."""
+    with _langgraph_dev(tmp_path / "sea-home", tmp_path) as (url, _):
+        status, headers = _preflight(url, "https://evil.example")
+        assert status >= 400, headers
+        assert headers.get("access-control-allow-origin") not in ("*", "https://evil.example"), headers
+
+        # A request the browser sends without a preflight: the server answers, but tells the browser nothing
+        # may read it.
+        request = urllib.request.Request(f"{url}/ok", headers={"Origin": "https://evil.example"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "access-control-allow-origin" not in {k.lower() for k in response.headers}
+
+        status, headers = _preflight(url, STUDIO_ORIGIN)
+        assert status == 200, headers
+        assert headers["access-control-allow-origin"] == STUDIO_ORIGIN
+        assert "POST" in headers["access-control-allow-methods"]
+        assert "content-type" in headers["access-control-allow-headers"].lower()
