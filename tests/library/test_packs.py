@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from library_helpers import make_draft
+from library_helpers import make_draft, run_cli
 
 from sea.settings import Settings
 from tools_library import PackError, ToolLibrary
-from tools_library.packs import MAX_FILE_BYTES, PACK_MANIFEST, read_pack
+from tools_library.packs import MAX_FILE_BYTES, MAX_JSON_DEPTH, PACK_MANIFEST, read_pack
 from tools_library.seeds import seed_drafts
 
 FAILING_TESTS = "from tool import add_numbers\n\n\ndef test_sum():\n    assert add_numbers(2, 2) == 4\n"
@@ -103,6 +103,52 @@ def test_files_added_or_missing_are_refused(library: ToolLibrary, tmp_path: Path
         read_pack(unlisted)
 
 
+def _rehashed(src: Path, dst: Path, replace: dict[str, bytes]) -> Path:
+    """A pack with some files replaced and pack.json's hashes rewritten to match (a whole-pack rewrite)."""
+    import hashlib
+
+    with zipfile.ZipFile(src) as archive:
+        pack_manifest = json.loads(archive.read(PACK_MANIFEST))
+    for entry, data in replace.items():
+        pack_manifest["files"][entry] = hashlib.sha256(data).hexdigest()
+    return _rewrite(src, dst, replace={**replace, PACK_MANIFEST: json.dumps(pack_manifest).encode()})
+
+
+def _deep(depth: int) -> bytes:
+    return ("[" * depth + "]" * depth).encode()
+
+
+def test_deeply_nested_json_is_refused_with_one_sentence(library: ToolLibrary, tmp_path: Path) -> None:
+    pack = _exported(library, tmp_path)
+    deep_manifest = _rehashed(pack, tmp_path / "deep.seapack", {"tools/add_numbers/manifest.json": _deep(200_000)})
+    with pytest.raises(PackError, match=f"manifest of 'add_numbers'.* nested more than {MAX_JSON_DEPTH} levels"):
+        read_pack(deep_manifest)
+    deep_pack_json = _rewrite(pack, tmp_path / "deep-pack.seapack", replace={PACK_MANIFEST: _deep(200_000)})
+    with pytest.raises(PackError, match="nested more than"):
+        read_pack(deep_pack_json)
+    # Within the limit, a nested schema is fine; one level over it is not.
+    with zipfile.ZipFile(pack) as archive:
+        meta = json.loads(archive.read("tools/add_numbers/manifest.json"))
+    for depth, ok in ((MAX_JSON_DEPTH - 2, True), (MAX_JSON_DEPTH + 1, False)):
+        schema: dict = {}
+        for _ in range(depth):
+            schema = {"items": schema}
+        data = json.dumps({**meta, "returns_schema": schema}).encode()
+        crafted = _rehashed(pack, tmp_path / f"schema-{depth}.seapack", {"tools/add_numbers/manifest.json": data})
+        if ok:
+            assert [d.name for d in read_pack(crafted)] == ["add_numbers", "word_counter"]
+        else:
+            with pytest.raises(PackError, match="nested more than"):
+                read_pack(crafted)
+    # From a shell: one line, exit 2, nothing installed.
+    home = tmp_path / "cli-home"
+    done = run_cli("import", str(deep_manifest), env_extra={"SEA_HOME": str(home)})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "nested more than" in done.stderr and "Traceback" not in done.stderr
+    assert not (home / "tools").exists() or not [p for p in (home / "tools").iterdir() if not p.name.startswith(".")]
+
+
 def _zip_with(tmp_path: Path, entry: zipfile.ZipInfo | str, data: bytes = b"x") -> Path:
     path = tmp_path / "crafted.seapack"
     with zipfile.ZipFile(path, "w") as archive:
@@ -162,15 +208,6 @@ def test_not_a_pack(tmp_path: Path) -> None:
 # ---- with the real sandbox --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    from sandbox import Sandbox
-
-    sb = Sandbox(Settings(), pool_size=1)
-    yield sb
-    sb.close()
-
-
 @pytest.mark.docker
 @pytest.mark.slow
 def test_import_reverifies_every_tool_and_refuses_a_failing_one(sandbox, tmp_path: Path) -> None:
@@ -188,18 +225,48 @@ def test_import_reverifies_every_tool_and_refuses_a_failing_one(sandbox, tmp_pat
         outcomes = {r.name: r for r in report.results}
         assert outcomes["add_numbers"].outcome == "installed" and outcomes["add_numbers"].version == 1
         assert outcomes["sub_numbers"].outcome == "refused"
-        assert "failed verification in the sandbox (failed)" in outcomes["sub_numbers"].reason
+        assert "failed verification in the sandbox (failed: 0 passed, 1 failed" in outcomes["sub_numbers"].reason
         assert target.store.names() == ["add_numbers"]
         imported = target.get("add_numbers")
         assert imported.provenance.source == "import"
         assert imported.provenance.request == "please make add_numbers"
-        assert imported.verification["verdict"] == "passed"
-        assert imported.provenance.sandbox_image_id == sandbox.image_id()
+        # The exporter's report ("passed": 1, no image) is not kept: the stored one is the importer's own run.
+        assert imported.verification["verdict"] == "passed" and imported.verification["verified_by"] == "library"
+        assert [t["outcome"] for t in imported.verification["tests"]] == ["passed"]
+        assert imported.verification["image_id"] == imported.provenance.sandbox_image_id == sandbox.image_id()
         assert set(target.index.indexed()) == {"add_numbers"}
         # Importing again changes nothing.
         again = target.import_pack(pack)
         assert {r.name: r.outcome for r in again.results} == {"add_numbers": "unchanged", "sub_numbers": "refused"}
         assert target.store.version_numbers("add_numbers") == [1]
+    finally:
+        target.close()
+        source.close()
+
+
+@pytest.mark.docker
+def test_import_commits_like_register_twins_refused_under_the_lock(sandbox, tmp_path: Path) -> None:
+    """Import uses register's verify-then-commit path: a twin in the pack of a tool earlier in the same pack, or
+    of one already in the library, is refused; a forged report in a manifest is replaced by the library's run."""
+    source = ToolLibrary.open(Settings(home=tmp_path / "source"), sandbox, sync_index=False)
+    celsius = dict(params="celsius: float", body="return celsius * 1.8 + 32", tests=(
+        "from tool import {n}\n\n\ndef test_boiling():\n    assert {n}(100) == 212\n"))
+    for name, description in (("a_celsius_to_f", "Convert a temperature in degrees Celsius to degrees Fahrenheit."),
+                              ("b_celsius_to_f", "Convert a temperature in Celsius degrees to Fahrenheit degrees.")):
+        draft = make_draft(name, description=description, **{**celsius, "tests": celsius["tests"].format(n=name)})
+        forged = {"verdict": "passed", "passed": 50, "image_id": "sha256:forged", "tests": []}
+        source.store.add_version(draft.model_copy(update={"verification": forged}))
+    pack = tmp_path / "twins.seapack"
+    source.export_pack(pack)
+    target = ToolLibrary.open(Settings(home=tmp_path / "target"), sandbox)
+    try:
+        outcomes = {r.name: r for r in target.import_pack(pack).results}
+        assert outcomes["a_celsius_to_f"].outcome == "installed"
+        assert outcomes["b_celsius_to_f"].outcome == "refused"
+        assert "duplicates the existing tool 'a_celsius_to_f'" in outcomes["b_celsius_to_f"].reason
+        assert target.store.names() == ["a_celsius_to_f"]
+        ver = target.get("a_celsius_to_f").verification
+        assert (ver["passed"], ver["verified_by"], ver["image_id"]) == (1, "library", sandbox.image_id())
     finally:
         target.close()
         source.close()
