@@ -216,6 +216,11 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     request = args.request.strip()
     if not request:
         raise CliError("The request is empty; say what you want, e.g. ask \"Reverse the string 'hello'\".")
+    from tools_library.retrieval import request_too_long
+
+    refusal = request_too_long(request, _settings().max_request_chars)
+    if refusal is not None:  # refused before any model, graph or library is opened
+        raise CliError(refusal)
     context = _context(args.model)
     thread_id = args.thread or str(uuid.uuid4())
     from graph.runs import thread_config

@@ -200,7 +200,12 @@ def _cmd_show(lib: ToolLibrary, args: argparse.Namespace) -> int:
 
 
 def _cmd_search(lib: ToolLibrary, args: argparse.Namespace) -> int:
-    hits = lib.search(args.query, k=args.k)
+    from tools_library.retrieval import SearchQueryError
+
+    try:
+        hits = lib.search(args.query, k=args.k)
+    except SearchQueryError as exc:  # empty, over SEA_MAX_REQUEST_CHARS, or a bad k: bad input
+        return _fail(str(exc), 2)
     decision = lib.reuse_decision(hits)
     if args.json:
         _print_json({"hits": [h.model_dump(mode="json") for h in hits], "decision": decision.model_dump(mode="json")})

@@ -6,6 +6,7 @@ import ast
 import hashlib
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,7 @@ class ToolLibrary:
         self._index = index
         self._embeddings = embeddings
         self._seen_generation = -1  # the store generation the index was last brought in line with
+        self._index_lock = threading.RLock()  # one index catch-up or write at a time in this process
 
     @classmethod
     def open(
@@ -241,29 +243,49 @@ class ToolLibrary:
     # ---- the index --------------------------------------------------------------------------------
 
     def sync_index(self) -> IndexSync:
-        """Make the index hold exactly the active version of every active tool; fix only what differs."""
+        """Make the index hold exactly the active version of every active tool; fix only what differs.
+
+        The store's generation is read first, then what the index holds, then the files: the index then holds
+        at least every change committed before that generation, and a later change moves the generation on,
+        so the next search catches up again. Serialised with this library's own index writes.
+        """
         from tools_library.retrieval import IndexEntry
 
-        generation = self.store.generation()
-        wanted = {card.name: card for card in self.store.active_cards()}
-        have = self.index.indexed()
-        stale: list[ToolManifest] = []
-        for name, card in wanted.items():
-            if have.get(name) == index_hash(card):
-                continue
-            try:
-                stale.append(self.store.read(name, card.version))  # checks the files against their hashes
-            except ToolLibraryError as exc:
-                log.warning("Not indexing %s: %s", name, exc)
-        extra = sorted(set(have) - set(wanted))
-        if extra:
-            self.index.delete(extra)
-        if stale:
-            self.index.upsert([self._entry(m, IndexEntry) for m in stale])
-        if stale or extra:
-            log.info("Index brought in line with the files: %d upserted, %d deleted", len(stale), len(extra))
-        self._seen_generation = generation
+        with self._index_lock:
+            generation = self.store.generation()
+            have = self.index.indexed()
+            wanted = {card.name: card for card in self.store.active_cards()}
+            stale: list[ToolManifest] = []
+            for name, card in wanted.items():
+                if have.get(name) == index_hash(card):
+                    continue
+                try:
+                    stale.append(self.store.read(name, card.version))  # checks the files against their hashes
+                except ToolLibraryError as exc:
+                    log.warning("Not indexing %s: %s", name, exc)
+            extra = sorted(set(have) - set(wanted))
+            if extra:
+                self.index.delete(extra)
+            if stale:
+                self.index.upsert([self._entry(m, IndexEntry) for m in stale])
+            if stale or extra:
+                log.info("Index brought in line with the files: %d upserted, %d deleted", len(stale), len(extra))
+            self._seen_generation = generation
         return IndexSync(upserted=sorted(m.name for m in stale), deleted=extra)
+
+    def _catch_up(self) -> None:
+        """Bring the index in line with changes other processes committed since this one last looked: read
+        what they wrote to the index, then fix from the files whatever still differs. Costs one small file
+        read when nothing changed."""
+        if self.store.generation() == self._seen_generation:
+            return
+        with self._index_lock:
+            if self.store.generation() == self._seen_generation:  # another thread caught up meanwhile
+                return
+            refresh = getattr(self.index, "refresh", None)
+            if callable(refresh):
+                refresh()
+            self.sync_index()
 
     def reindex(self) -> int:
         """Rebuild the whole index from the files; return the number of tools indexed."""
@@ -291,12 +313,13 @@ class ToolLibrary:
             self.index.upsert([self._entry(self.store.read(name), IndexEntry)])
 
     def search(self, query: str, k: int | None = None) -> list[SearchHit]:
-        """Hybrid search over active tools, best first (first catching up with other processes' changes)."""
-        if self.store.generation() != self._seen_generation:
-            self.sync_index()
-            refresh = getattr(self.index, "refresh", None)
-            if callable(refresh):
-                refresh()  # its in-memory lexical index may predate another process's writes
+        """Hybrid search over active tools, best first. It sees every tool committed (by any process) before
+        it began: it first catches up with the store's generation. A query over Settings.max_request_chars
+        (or empty, or a bad k) raises SearchQueryError, a ValueError with one sentence, before any work."""
+        from tools_library.retrieval import check_request_length
+
+        check_request_length(query, self.settings.max_request_chars)
+        self._catch_up()
         return self.index.search(query, k=k or self.settings.retrieve_k)
 
     def reuse_decision(self, hits: list[SearchHit]) -> ReuseDecision:
@@ -439,14 +462,16 @@ class ToolLibrary:
         return vector
 
     def _index_after_write(self, name: str, generation_before: int) -> None:
-        # The files are committed; a failing index is repaired by the next open's sync, so don't fail here.
-        try:
-            self._reindex_tool(name)
-        except Exception as exc:
-            log.warning("Index not updated for %s (the next open repairs it): %s", name, exc)
-            return
-        if generation_before == self._seen_generation:  # nobody else wrote since we last caught up
-            self._seen_generation = self.store.generation()
+        """Index a change this library just committed (under the store's lock)."""
+        # The files are committed; a failing index is repaired by the next search's or open's sync.
+        with self._index_lock:
+            try:
+                self._reindex_tool(name)
+            except Exception as exc:
+                log.warning("Index not updated for %s (the next sync repairs it): %s", name, exc)
+                return
+            if generation_before == self._seen_generation:  # nobody else wrote since we last caught up
+                self._seen_generation = self.store.generation()
 
     def find_duplicate(self, draft: ToolDraft) -> ToolManifest | None:
         """An active tool under another name with the same signature types and a very similar description.

@@ -1,9 +1,13 @@
-"""The tool index: dense (Chroma) plus lexical (BM25) retrieval, score fusion and the reuse-or-create signal.
+"""The tool index: dense plus lexical (BM25) retrieval, score fusion and the reuse-or-create signal.
 
-Chroma (through langchain-chroma) holds two vectors per tool: its card (name words, signature, description)
-and its name words alone; a tool's dense score is the better of the two cosines. BM25 (bm25s) runs over the
-name (split on underscores), the parameter names and the description, lightly stemmed; it lives in memory and
-is rebuilt from Chroma's stored documents when the index is opened. The candidates (both retrievers' top 30)
+Two vectors per tool: its card (name words, signature, description) and its name words alone; a tool's dense
+score is the better of the two cosines, computed exactly over the vectors held in memory (a 2N x 384 matrix).
+They are stored with the tool's entry in one SQLite file under the index folder (or in a Chroma server's
+collection), one transaction per change, so every process reads every committed change whole; `refresh()`
+reads what others wrote, and only when the file's change counter moved. (Chroma's embedded client was dropped:
+a process never saw vectors another process added, and failed with "Error finding id" reading them.) BM25
+(bm25s) runs over the name (split on underscores), the parameter names and the description, lightly stemmed;
+it lives in memory and is rebuilt from the entries when they change. The candidates (both retrievers' top 30)
 are ranked by a linear reranker over RERANK_FEATURES: the two cosines, BM25, the `a_to_b` direction (+1/-1
 when the unit written right after a number is the tool's source/target unit), how the request's literal
 arguments (quoted text, dates, numbers) fit the signature's parameter types, the share of the tool's name
@@ -23,14 +27,13 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock
 from pydantic import BaseModel, Field
 
 from tools_library.embeddings import embeddings_id, get_embeddings
@@ -56,6 +59,10 @@ _STOPWORD_TEXT = (
     "will with would you your yo plz pls lol rn def str int float bool list dict none tuple return returns"
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# The longest word the typo corrector and the stemmer's cache look at. English words stop well short of it
+# (the development set's longest is 17 letters); what is longer is an identifier, a hash or an attack, and
+# correcting it would cost work quadratic in its length (every deletion of every letter).
+MAX_WORD_LENGTH = 32
 _WORD = re.compile(r"[a-z]+|\d+")
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 
@@ -65,9 +72,19 @@ def split_identifier(text: str) -> str:
     return _CAMEL.sub(r"\1 \2", text).replace("_", " ")
 
 
-@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """A light English stemmer (plurals, -ing, -ed, -ly, British -tre); enough to match query and card words."""
+    """A light English stemmer (plurals, -ing, -ed, -ly, British -tre); enough to match query and card words.
+    Words of up to MAX_WORD_LENGTH letters are cached (a cache of arbitrary request words would grow without
+    bound)."""
+    return _stem_cached(word) if len(word) <= MAX_WORD_LENGTH else _stem(word)
+
+
+@lru_cache(maxsize=1 << 16)
+def _stem_cached(word: str) -> str:
+    return _stem(word)
+
+
+def _stem(word: str) -> str:
     if len(word) <= 3:
         return word
     word = re.sub(r"tres?$", lambda m: "ter" + m.group(0)[3:], word)
@@ -142,24 +159,29 @@ class TypoCorrector:
     inflection: "toppings", "coldest") is never changed, so real words are not turned into tool words ("went"
     stays "went"). Misspellings are only ever corrected to tool words: the dictionary lacks too many real words
     ("lumbar", "armrests") to correct towards it. A misspelling a single edit from two tool words is left alone,
-    as are words shorter than four letters.
+    as are words shorter than four letters or longer than MAX_WORD_LENGTH: the work per word is then at most
+    MAX_WORD_LENGTH + 1 deletion keys of at most MAX_WORD_LENGTH letters. `keys_made` counts the deletion
+    keys made for queries (a measure of the work done, read by the tests).
     """
 
     MIN_LENGTH = 4
+    MAX_LENGTH = MAX_WORD_LENGTH
 
     def __init__(self, vocabulary: Iterable[str] = (), dictionary: frozenset[str] | None = None) -> None:
         self.vocabulary: set[str] = set()
         self.dictionary = english_words() if dictionary is None else dictionary
         self._deletions: dict[str, set[str]] = {}
+        self.keys_made = 0
         self.add(vocabulary)
 
     def add(self, vocabulary: Iterable[str]) -> None:
-        """Learn more vocabulary words."""
+        """Learn more vocabulary words (deletion keys only for those a query word in bounds can be one edit
+        from)."""
         for word in vocabulary:
             if word in self.vocabulary:
                 continue
             self.vocabulary.add(word)
-            if len(word) >= self.MIN_LENGTH:
+            if self.MIN_LENGTH <= len(word) <= self.MAX_LENGTH + 1:
                 for key in _deletion_keys(word):
                     self._deletions.setdefault(key, set()).add(word)
 
@@ -173,7 +195,9 @@ class TypoCorrector:
         return splits[0] if len(splits) == 1 else None
 
     def _tool_word_for(self, word: str) -> str | None:
-        found = {c for key in _deletion_keys(word) for c in self._deletions.get(key, ())}
+        keys = _deletion_keys(word)
+        self.keys_made += len(keys)
+        found = {c for key in keys for c in self._deletions.get(key, ())}
         found = {c for c in found if _one_edit_apart(word, c) and stem(c) != stem(word)}
         return found.pop() if len(found) == 1 else None
 
@@ -182,7 +206,7 @@ class TypoCorrector:
 
         def fix(match: re.Match[str]) -> str:
             word = match.group(0).lower()
-            if len(word) < self.MIN_LENGTH or word in self.vocabulary or word in _STOPWORDS:
+            if not self.MIN_LENGTH <= len(word) <= self.MAX_LENGTH or word in self.vocabulary or word in _STOPWORDS:
                 return match.group(0)
             if _is_english(word, self.dictionary):
                 return match.group(0)
@@ -570,11 +594,236 @@ def _vector_id(name: str, kind: str) -> str:
     return f"{name}::{kind}"
 
 
-def _validate_query(query: str, k: int) -> None:
+# Most results a search returns: it bounds the candidate pool (max(CANDIDATE_POOL, k) per retriever).
+MAX_RESULTS = 100
+
+
+class SearchQueryError(ValueError):
+    """A search query that is refused: empty, too long, or asking for a bad number of results."""
+
+
+class RequestTooLongError(SearchQueryError):
+    """A request (a chat message, a CLI request, a search query) longer than Settings.max_request_chars."""
+
+
+def request_too_long(text: str, limit: int) -> str | None:
+    """The one sentence refusing `text` when it is longer than `limit` characters, else None."""
+    if len(text) <= limit:
+        return None
+    return (
+        f"The request is {len(text):,} characters long, over the limit of {limit:,} (SEA_MAX_REQUEST_CHARS): "
+        "shorten it to the task itself."
+    )
+
+
+def check_request_length(text: str, limit: int) -> None:
+    """Raise RequestTooLongError (one sentence naming the limit) when `text` is over `limit` characters."""
+    refusal = request_too_long(text, limit)
+    if refusal is not None:
+        raise RequestTooLongError(refusal)
+
+
+def _validate_query(query: str, k: int | None, max_chars: int | None = None) -> None:
     if not isinstance(query, str) or not query.strip():
-        raise ValueError("The search query is empty: give a few words describing the tool you need.")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a whole number of results, 1 or more (got {k!r}).")
+        raise SearchQueryError("The search query is empty: give a few words describing the tool you need.")
+    if max_chars is not None:
+        check_request_length(query, max_chars)
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_RESULTS):
+        raise SearchQueryError(f"k must be a whole number of results from 1 to {MAX_RESULTS} (got {k!r}).")
+
+
+def _unit_rows(vectors: Any) -> np.ndarray:
+    """Float32 rows scaled to unit length (cosine = dot product)."""
+    array = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    return array / np.clip(norms, 1e-12, None)
+
+
+class _SqliteBackend:
+    """The index's entries and vectors in one SQLite file (WAL), written one transaction per change.
+
+    Any process opening the same file reads every committed change at once and whole: a change is one
+    transaction, and `changes` (a counter every write transaction increments) tells a reader whether to look.
+    """
+
+    def __init__(self, path: Path, model: str) -> None:
+        import sqlite3
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # derived data: the library re-syncs it from its files
+            with self._write():
+                self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS entries (name TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+                    "signature TEXT NOT NULL, description TEXT NOT NULL, content_hash TEXT NOT NULL, "
+                    "card BLOB NOT NULL, name_vector BLOB NOT NULL)"
+                )
+                stored = self._db.execute("SELECT value FROM meta WHERE key = 'embeddings'").fetchone()
+                if stored is None or stored[0] != model:  # vectors of another model are useless: start over
+                    self._db.execute("DELETE FROM entries")
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES ('embeddings', ?)", (model,))
+                    self._bump()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: writers queue on SQLite's lock, readers go on)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _changes(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _bump(self) -> tuple[int, int]:
+        before = self._changes()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('changes', ?)", (str(before + 1),))
+        return before, before + 1
+
+    def token(self) -> int | None:
+        """The change counter (None would mean: unknown, always re-read)."""
+        with self._lock:
+            return self._changes()
+
+    def read(self, known: dict[str, IndexEntry]) -> tuple[int | None, dict[str, IndexEntry], dict[str, np.ndarray]]:
+        """One consistent snapshot: the change counter, every entry, and the vectors of the entries that differ
+        from `known`."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                token = self._changes()
+                entries = {
+                    row[0]: IndexEntry(
+                        name=row[0], version=row[1], signature=row[2], description=row[3], content_hash=row[4]
+                    )
+                    for row in self._db.execute(
+                        "SELECT name, version, signature, description, content_hash FROM entries"
+                    )
+                }
+                changed = {name for name, entry in entries.items() if known.get(name) != entry}
+                vectors = {}
+                rows = self._db.execute("SELECT name, card, name_vector FROM entries") if len(changed) > 500 else (
+                    row
+                    for name in changed
+                    for row in self._db.execute(
+                        "SELECT name, card, name_vector FROM entries WHERE name = ?", (name,)
+                    )
+                )
+                for name, card, name_vector in rows:
+                    if name in changed:
+                        vectors[name] = np.vstack(
+                            [np.frombuffer(card, dtype=np.float32), np.frombuffer(name_vector, dtype=np.float32)]
+                        )
+            finally:
+                self._db.execute("COMMIT")
+        return token, entries, vectors
+
+    def write(self, entries: list[IndexEntry], vectors: dict[str, np.ndarray]) -> tuple[int | None, int | None]:
+        """Insert or replace entries with their vectors in one transaction; the counter before and after."""
+        rows = [
+            (e.name, e.version, e.signature, e.description, e.content_hash,
+             vectors[e.name][0].astype(np.float32).tobytes(), vectors[e.name][1].astype(np.float32).tobytes())
+            for e in entries
+        ]
+        with self._lock, self._write():
+            self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            return self._bump()
+
+    def delete(self, names: list[str]) -> tuple[int | None, int | None]:
+        """Remove entries in one transaction; the counter before and after."""
+        with self._lock, self._write():
+            self._db.executemany("DELETE FROM entries WHERE name = ?", [(n,) for n in names])
+            return self._bump()
+
+    def clear(self) -> None:
+        with self._lock, self._write():
+            self._db.execute("DELETE FROM entries")
+            self._bump()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _ChromaServerBackend:
+    """The index's entries and vectors in a Chroma server's collection (two vectors per tool, as ids
+    `name::card` and `name::name`); the vectors are this index's own (searched in memory here)."""
+
+    def __init__(self, host: str, port: int, collection: str, model: str) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self._client = chromadb.HttpClient(
+            host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False)
+        )
+        self._name = collection
+        self._model = model
+        self._collection = self._open()
+        if (self._collection.metadata or {}).get("embeddings") != model:
+            self.clear()
+
+    def _open(self) -> Any:
+        return self._client.get_or_create_collection(
+            self._name, metadata={"embeddings": self._model}, configuration={"hnsw": {"space": "cosine"}}
+        )
+
+    def token(self) -> int | None:
+        return None  # no cheap change counter: a refresh always reads the entries
+
+    def read(self, known: dict[str, IndexEntry]) -> tuple[int | None, dict[str, IndexEntry], dict[str, np.ndarray]]:
+        stored = self._collection.get(where={"kind": _KIND_CARD}, include=["metadatas"])
+        entries = {}
+        for metadata in stored["metadatas"]:
+            entry = IndexEntry(
+                name=metadata["name"], version=int(metadata["version"]), signature=metadata["signature"],
+                description=metadata["description"], content_hash=metadata["content_hash"],
+            )
+            entries[entry.name] = entry
+        changed = [name for name, entry in entries.items() if known.get(name) != entry]
+        found: dict[tuple[str, str], np.ndarray] = {}
+        for start in range(0, len(changed), 1000):
+            ids = [_vector_id(n, kind) for n in changed[start : start + 1000] for kind in (_KIND_CARD, _KIND_NAME)]
+            got = self._collection.get(ids=ids, include=["embeddings"])
+            for vector_id, vector in zip(got["ids"], got["embeddings"], strict=True):
+                name, kind = vector_id.rsplit("::", 1)
+                found[name, kind] = np.asarray(vector, dtype=np.float32)
+        vectors = {
+            name: np.vstack([found[name, _KIND_CARD], found[name, _KIND_NAME]])
+            for name in changed
+            if (name, _KIND_CARD) in found and (name, _KIND_NAME) in found
+        }
+        return None, {n: e for n, e in entries.items() if n not in changed or n in vectors}, vectors
+
+    def write(self, entries: list[IndexEntry], vectors: dict[str, np.ndarray]) -> tuple[int | None, int | None]:
+        ids, embeddings, texts, metadatas = [], [], [], []
+        for entry in entries:
+            base = entry.model_dump()
+            ids += [_vector_id(entry.name, _KIND_CARD), _vector_id(entry.name, _KIND_NAME)]
+            embeddings += [vectors[entry.name][0], vectors[entry.name][1]]
+            texts += [card_text(entry.name, entry.signature, entry.description), name_words(entry.name)]
+            metadatas += [{**base, "kind": _KIND_CARD}, {"name": entry.name, "kind": _KIND_NAME}]
+        self._collection.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=metadatas)
+        return None, None
+
+    def delete(self, names: list[str]) -> tuple[int | None, int | None]:
+        self._collection.delete(ids=[_vector_id(n, kind) for n in names for kind in (_KIND_CARD, _KIND_NAME)])
+        return None, None
+
+    def clear(self) -> None:
+        with contextlib.suppress(Exception):  # absent already
+            self._client.delete_collection(self._name)
+        self._collection = self._open()
+
+    def close(self) -> None:
+        return None
 
 
 class ToolIndex:
@@ -589,71 +838,38 @@ class ToolIndex:
         collection: str = "tools",
         calibration: Calibration | None = None,
     ) -> None:
-        """Open (or create) the index: Chroma at `persist_dir` (default settings.index_dir) or the Chroma
-        server of settings.chroma_host; BM25 and the typo vocabulary are rebuilt from what Chroma holds."""
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-        from langchain_chroma import Chroma
-
+        """Open (or create) the index: `<persist_dir>/<collection>.sqlite3` (default settings.index_dir), or a
+        collection of the Chroma server of settings.chroma_host; the vectors, BM25 and the typo vocabulary are
+        loaded into memory from what it holds."""
         if settings is None:
             from sea.settings import get_settings
 
             settings = get_settings()
         self._embeddings = embeddings if embeddings is not None else get_embeddings(settings)
         self.calibration = calibration if calibration is not None else Calibration.load()
-        chroma_settings = ChromaSettings(anonymized_telemetry=False)
-        # Two processes opening a new embedded index at once both run Chroma's schema migrations and one fails
-        # ("table collections already exists"): open and create under an inter-process lock beside the index.
-        opening: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-        if settings.chroma_host and persist_dir is None:
-            client = chromadb.HttpClient(
-                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
-            )
-        else:
-            path = Path(persist_dir) if persist_dir is not None else settings.index_dir
-            path.mkdir(parents=True, exist_ok=True)
-            opening = FileLock(str(path.parent / f".{path.name}.open.lock"))
-            with opening:
-                client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-        self._client = client
-        self._collection_name = collection
+        self.max_query_chars = settings.max_request_chars
         self._model = embeddings_id(self._embeddings)
-        with opening:
-            self._store = Chroma(
-                collection_name=collection,
-                embedding_function=self._embeddings,
-                client=client,
-                collection_metadata={"embeddings": self._model},
-                collection_configuration={"hnsw": {"space": "cosine"}},
-            )
-            stored_model = (self._store._collection.metadata or {}).get("embeddings")
-            if stored_model != self._model:  # vectors of another model are useless: the index is derived, rebuild
-                self._store.reset_collection()
+        self._backend: _SqliteBackend | _ChromaServerBackend
+        if settings.chroma_host and persist_dir is None:
+            self._backend = _ChromaServerBackend(settings.chroma_host, settings.chroma_port, collection, self._model)
+        else:
+            folder = Path(persist_dir) if persist_dir is not None else settings.index_dir
+            self._backend = _SqliteBackend(folder / f"{collection}.sqlite3", self._model)
         self._lock = threading.RLock()
         self._entries: dict[str, IndexEntry] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+        self._token: int | None = None
         self._token_cache: dict[tuple[str, str], tuple[list[str], set[str]]] = {}
-        self._rebuild_lexical()
+        self.refresh(force=True)
 
     # -- maintenance -------------------------------------------------------------------------------------------
 
-    def _read_entries(self) -> dict[str, IndexEntry]:
-        stored = self._store.get(where={"kind": _KIND_CARD}, include=["metadatas"])
-        entries = {}
-        for metadata in stored["metadatas"]:
-            entry = IndexEntry(
-                name=metadata["name"], version=int(metadata["version"]), signature=metadata["signature"],
-                description=metadata["description"], content_hash=metadata["content_hash"],
-            )
-            entries[entry.name] = entry
-        return entries
-
-    def _rebuild_lexical(self, entries: dict[str, IndexEntry] | None = None) -> None:
-        """Rebuild BM25, the typo vocabulary and the conversion units from `entries` (default: what Chroma
-        holds). Token lists are cached per tool version, so a write re-tokenises only what changed."""
+    def _install(self, entries: dict[str, IndexEntry], vectors: dict[str, np.ndarray]) -> None:
+        """Make `entries` (with `vectors`, one (2, d) array of card and name vector per name) what this index
+        searches: the vector matrix, BM25, the typo vocabulary and the conversion units. Token lists are cached
+        per tool version, so a change re-tokenises only what changed."""
         import bm25s
 
-        if entries is None:
-            entries = self._read_entries()
         names = sorted(entries)
         corrector = TypoCorrector()
         documents = []
@@ -678,44 +894,64 @@ class ToolIndex:
             bm25.index(documents, show_progress=False)
         units = {name: ConversionUnits.of(name, entries[name].description) for name in names}
         shapes = {name: SignatureShape.of(entries[name].signature) for name in names}
+        # Rows 2i and 2i+1 are the card and name vectors of names[i].
+        matrix = np.vstack([vectors[name] for name in names]) if names else np.zeros((0, 0), dtype=np.float32)
         with self._lock:
             self._token_cache = cache
             self._entries = entries
+            self._vectors = vectors
             self._names = names
+            self._matrix = matrix
             self._bm25 = bm25
             self._corrector = corrector
             self._units = {name: u for name, u in units.items() if u is not None}
             self._shapes = shapes
             self._card_words = card_words
 
-    def refresh(self) -> None:
-        """Re-read the index from Chroma (another process may have changed it)."""
-        self._rebuild_lexical()
+    def refresh(self, *, force: bool = False) -> None:
+        """Read what other processes (or other ToolIndex objects) wrote since this one last looked: nothing is
+        read when the store's change counter has not moved."""
+        with self._lock:
+            if not force and self._token is not None and self._backend.token() == self._token:
+                return
+            token, entries, changed = self._backend.read(self._entries)
+            vectors = {name: changed[name] if name in changed else self._vectors[name] for name in entries}
+            self._token = token
+            self._install(entries, {name: _unit_rows(v) for name, v in vectors.items()})
+
+    def _after_write(self, counter: tuple[int | None, int | None]) -> None:
+        """Move this index's change counter on only if nobody else wrote since it last read."""
+        before, after = counter
+        if before is not None and before == self._token:
+            self._token = after
 
     def upsert(self, entries: list[IndexEntry]) -> None:
         """Index each entry under its tool name, replacing that name's previous entry."""
         if not entries:
             return
         latest = {entry.name: entry for entry in entries}  # the last entry for a name wins
-        ids, texts, metadatas = [], [], []
+        texts = []
         for entry in latest.values():
-            base = entry.model_dump()
-            ids += [_vector_id(entry.name, _KIND_CARD), _vector_id(entry.name, _KIND_NAME)]
             texts += [card_text(entry.name, entry.signature, entry.description), name_words(entry.name)]
-            metadatas += [{**base, "kind": _KIND_CARD}, {"name": entry.name, "kind": _KIND_NAME}]
+        embedded = np.asarray(self._embeddings.embed_documents(texts), dtype=np.float32)
+        vectors = {name: embedded[2 * i : 2 * i + 2] for i, name in enumerate(latest)}
         with self._lock:
-            self._store.delete(ids=ids)
-            self._store.add_texts(texts=texts, metadatas=metadatas, ids=ids)
-            self._rebuild_lexical({**self._entries, **latest})
+            self._after_write(self._backend.write(list(latest.values()), vectors))
+            self._install(
+                {**self._entries, **latest}, {**self._vectors, **{n: _unit_rows(v) for n, v in vectors.items()}}
+            )
 
     def delete(self, names: list[str]) -> None:
         """Remove these tools from the index (unknown names are ignored)."""
         if not names:
             return
-        ids = [_vector_id(name, kind) for name in names for kind in (_KIND_CARD, _KIND_NAME)]
+        gone = set(names)
         with self._lock:
-            self._store.delete(ids=ids)
-            self._rebuild_lexical({n: e for n, e in self._entries.items() if n not in set(names)})
+            self._after_write(self._backend.delete(list(gone)))
+            self._install(
+                {n: e for n, e in self._entries.items() if n not in gone},
+                {n: v for n, v in self._vectors.items() if n not in gone},
+            )
 
     def indexed(self) -> dict[str, str]:
         """name -> content_hash of every indexed tool."""
@@ -725,8 +961,13 @@ class ToolIndex:
     def clear(self) -> None:
         """Remove everything from the index."""
         with self._lock:
-            self._store.reset_collection()
-            self._rebuild_lexical()
+            self._backend.clear()
+            self.refresh(force=True)
+
+    def close(self) -> None:
+        """Release the index's file (or server connection)."""
+        with self._lock:
+            self._backend.close()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -735,45 +976,42 @@ class ToolIndex:
 
     def candidates(self, query: str, pool: int = CANDIDATE_POOL) -> list[Candidate]:
         """Raw dense, BM25 and direction scores for the union of both retrievers' top `pool` tools."""
-        _validate_query(query, pool)
+        _validate_query(query, None, self.max_query_chars)
+        pool = min(max(1, pool), MAX_RESULTS)
         with self._lock:
             names, entries, bm25, units = self._names, self._entries, self._bm25, self._units
-            shapes, card_words = self._shapes, self._card_words
+            shapes, card_words, matrix = self._shapes, self._card_words, self._matrix
             corrected = self._corrector.correct(query)
         if not names:
             return []
         vector = self._embeddings.embed_query(corrected)
+        query_vector = _unit_rows(vector)
+        cosines = matrix @ query_vector
         dense: dict[str, float] = {}
         by_kind: dict[tuple[str, str], float] = {}
-        # The collection is queried directly (not through similarity_search) to fetch only ids and distances:
-        # reading documents and metadata from Chroma's SQLite costs more than the vector search itself.
-        found = self._store._collection.query(
-            query_embeddings=[vector], n_results=min(2 * len(names), 2 * pool), include=["distances"]
-        )
-        for vector_id, distance in zip(found["ids"][0], found["distances"][0], strict=True):
-            name, kind = vector_id.rsplit("::", 1)
-            by_kind[name, kind] = 1.0 - float(distance)
-            dense[name] = max(dense.get(name, -1.0), 1.0 - float(distance))
+        # The dense retriever's top 2 * pool vectors (of both kinds), as the vector search the reranker was
+        # fitted with returned them; the reranker's features depend on which tools it found by which kind.
+        count = min(len(cosines), 2 * pool)
+        top = np.argpartition(-cosines, count - 1)[:count] if count < len(cosines) else np.arange(len(cosines))
+        for row in top:
+            name, kind = names[row // 2], (_KIND_CARD, _KIND_NAME)[row % 2]
+            by_kind[name, kind] = float(cosines[row])
+            dense[name] = max(dense.get(name, -1.0), float(cosines[row]))
         lexical: dict[str, float] = {}
         tokens = lexical_tokens(corrected)
         if bm25 is not None and tokens:
             scores = bm25.get_scores(tokens)
-            top = np.argsort(-scores)[:pool]
-            lexical = {names[i]: float(scores[i]) for i in top if scores[i] > 0}
-        missing = [name for name in lexical if name not in dense and name in entries]
-        if missing:
-            stored = self._store._collection.get(
-                ids=[_vector_id(n, kind) for n in missing for kind in (_KIND_CARD, _KIND_NAME)],
-                include=["embeddings"],
-            )
-            query_vector = np.asarray(vector, dtype=np.float32)
-            for vector_id, stored_vector in zip(stored["ids"], stored["embeddings"], strict=True):
-                cosine = float(np.dot(np.asarray(stored_vector, dtype=np.float32), query_vector))
-                name, kind = vector_id.rsplit("::", 1)
-                by_kind[name, kind] = cosine
-                dense[name] = max(dense.get(name, -1.0), cosine)
-        # A tool found by one vector kind only is given, for the other kind, the lowest cosine the search
-        # returned for that kind (an upper bound on its own): fetching its vector would cost a SQLite read.
+            best = np.argsort(-scores)[:pool]
+            lexical = {names[i]: float(scores[i]) for i in best if scores[i] > 0}
+        positions = {name: i for i, name in enumerate(names)} if lexical else {}
+        for name in lexical:
+            if name not in dense:  # a BM25 hit the dense top did not return: both its exact cosines
+                row = 2 * positions[name]
+                by_kind[name, _KIND_CARD] = float(cosines[row])
+                by_kind[name, _KIND_NAME] = float(cosines[row + 1])
+                dense[name] = max(by_kind[name, _KIND_CARD], by_kind[name, _KIND_NAME])
+        # A tool found by one vector kind only is given, for the other kind, the lowest cosine the dense top
+        # holds for that kind (an upper bound on its own), as the reranker was fitted.
         lowest = {kind: min((v for (_, k), v in by_kind.items() if k == kind), default=0.0)
                   for kind in (_KIND_CARD, _KIND_NAME)}
         literals = QueryLiterals.of(query)
@@ -781,8 +1019,6 @@ class ToolIndex:
         negated = negated_words(corrected)
         result = []
         for name in sorted(dense.keys() | lexical.keys()):
-            if name not in entries:  # written by another process since our last refresh
-                continue
             unit = units.get(name)
             result.append(
                 Candidate(
@@ -817,8 +1053,9 @@ class ToolIndex:
         ]
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
-        """The k best tools for `query`, best first, with fused, dense (cosine) and lexical (BM25) scores."""
-        _validate_query(query, k)
+        """The k best tools for `query`, best first, with fused, dense (cosine) and lexical (BM25) scores.
+        SearchQueryError (a ValueError, one sentence) for an empty or too long query or a bad k."""
+        _validate_query(query, k, self.max_query_chars)
         return self.fuse(self.candidates(query, max(CANDIDATE_POOL, k)), k)
 
     def reuse_decision(self, hits: list[SearchHit]) -> ReuseDecision:

@@ -12,12 +12,12 @@ from typing import Any
 
 import streamlit as st
 
+from tools_library.retrieval import request_too_long
 from ui import runner, view
 
 log = logging.getLogger(__name__)
 THREAD_PARAM = "thread"
 NOT_CONFIGURED = ""
-MAX_REQUEST_CHARS = 4000
 RECENT_THREADS = 20
 
 
@@ -315,7 +315,10 @@ def _page() -> None:
         draw_turn(turn)
 
     pending = st.session_state.pop("pending", None)
-    prompt = st.chat_input("Ask for something, e.g. Reverse the string 'hello world'", max_chars=MAX_REQUEST_CHARS)
+    # max_chars stops typing in the browser; the length is checked again below for what reaches the server.
+    prompt = st.chat_input(
+        "Ask for something, e.g. Reverse the string 'hello world'", max_chars=settings.max_request_chars
+    )
     status = runner.thread_status(graph, thread_id)
     if pending is None and prompt is None:
         _offer_resume(status)
@@ -324,6 +327,8 @@ def _page() -> None:
         request = str(prompt or "").strip()
         if prompt is not None and not request:
             st.warning("The request is empty; say what you want, e.g. “Reverse the string 'hello'”.")
+        elif prompt is not None and (refusal := request_too_long(request, settings.max_request_chars)):
+            st.warning(refusal)
         elif model_problem is not None or sandbox_problem is not None:
             if request:
                 with st.chat_message("user"):
