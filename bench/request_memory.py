@@ -9,7 +9,8 @@ A temporary SEA_HOME gets a small library (tools written through the store and i
   request cost on top of an open library);
 - CLI cases: `python -m tools_library search REQUEST` and `python -m graph ask REQUEST --model scripted:demo`
   run as child processes; `peak_mb` is the whole process's high-water mark (os.wait4), next to the same
-  command with a short request.
+  command with a short request. (This process loads no model, so a child's mark, which starts at its
+  parent's size, is the child's own.)
 
 Requests: words (`words`, pseudo-words the typo fixer must look at) or one word of random letters (`word`), of
 the longest length accepted (Settings.max_request_chars) and of 40,000 letters (refused at the default limit;
@@ -130,8 +131,12 @@ def run(skip_graph: bool = False, timeout: float = 600) -> dict[str, Any]:
     results: dict[str, Any] = {"max_request_chars": limit, "library": [], "cli": []}
     with tempfile.TemporaryDirectory(prefix="sea-bench-request-") as tmp:
         home = Path(tmp) / "home"
-        _prepare_home(home)
         env = {**os.environ, "SEA_HOME": str(home)}
+        # In a child too: a child's high-water mark starts at its parent's size (fork/vfork before exec), so
+        # this process stays small and loads no model.
+        code, _, err, _, _ = _run_child([sys.executable, "-m", "bench.request_memory", "--prepare"], env, timeout)
+        if code != 0:
+            raise RuntimeError(f"preparing the library failed: {err.strip()[-500:]}")
         cases = [("words", limit, None), ("word", limit, None), ("word", 40_000, None), ("word", 40_000, 50_000)]
         for kind, chars, raised in cases:
             case_env = {**env, **({"SEA_MAX_REQUEST_CHARS": str(raised)} if raised else {})}
@@ -160,7 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--skip-graph", action="store_true", help="leave out `python -m graph ask`")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "CHARS"), help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.prepare:
+        from sea.settings import get_settings
+
+        _prepare_home(get_settings().home)
+        return 0
     if args.child:
         print(json.dumps(child_search(args.child[0], int(args.child[1]))))
         return 0
