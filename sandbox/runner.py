@@ -43,9 +43,10 @@ LANDLOCK_MISSING = (
     "modules), which the sandbox needs to keep tool code away from its tests; no code was run."
 )
 
-# Runs first in both untrusted children (the tool's process during tests, and the call child): confines the
-# process with Landlock before any tool code is imported. Landlock is an unprivileged Linux security module
-# (5.13+), so it works under no-new-privileges with every capability dropped, and it cannot be undone.
+# Runs first in the tool's own process during run_tests (see TOOL_PROCESS_BOOTSTRAP): confines it with Landlock
+# before any tool code is imported, so the tool can neither read nor change what the tests are made of.
+# Landlock is an unprivileged Linux security module (5.13+), so it works under no-new-privileges with every
+# capability dropped, and it cannot be undone.
 CONFINE_BOOTSTRAP = r"""
 def _sea_confine(readable):
     # From here on this process and everything it starts may read only the system's own files (/usr, /etc)
@@ -360,8 +361,7 @@ def _flush():
 
 def _start_tool_process():
     import os, socket
-    tool_dir = os.environ.pop("SEA_TOOL_DIR")
-    report_fd = int(os.environ["SEA_REPORT_FD"])
+    report_fd, tool_dir = int(sys.argv[1]), sys.argv.pop(2)  # argv: report fd, tool folder, pytest's args
     import ctypes
     if ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE 0: the tool process cannot ptrace us
         raise SystemExit("the test process could not make itself non-dumpable")
@@ -536,7 +536,7 @@ _install_tool_channel(_start_tool_process())
 """.replace("__FRAME_LIMIT__", str(TOOL_FRAME_LIMIT)).replace("__MESSAGE__", str(MESSAGE_CHARS))
 
 # Runs in the pytest child: streams one signed JSON line per collection error, collected set, test phase and
-# the session's end over a pipe. The pipe's fd (popped from the environment) is moved to a random high
+# the session's end over a pipe. The pipe's fd (its first argument) is moved to a random high
 # number and the HMAC key arrives on stdin, both before any test code runs and both kept only in a closure,
 # so test code that writes blindly to every pipe cannot forge a record. The reporter also refuses pytest
 # internals that were patched, and plugins that were not ours, to stop tests that rewrite their own reports.
@@ -580,7 +580,7 @@ def _make_reporter():
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    fd = int(os.environ.pop("SEA_REPORT_FD"))
+    fd = int(sys.argv.pop(1))
     import fcntl
     high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, random.randint(96, 200))
     os.close(fd)
@@ -668,15 +668,16 @@ def _make_reporter():
 
 import pytest
 
-sys.exit(pytest.main(sys.argv[1:], plugins=[_make_reporter()]))
+_reporter = _make_reporter()  # takes the report fd off argv first
+sys.exit(pytest.main(sys.argv[1:], plugins=[_reporter]))
 """.replace("__LIMIT__", str(MESSAGE_CHARS))
 TESTS_BOOTSTRAP = CONFINE_BOOTSTRAP + TOOL_PROCESS_BOOTSTRAP + TESTS_BOOTSTRAP
 
 # Runs in the call child: imports tool.py, calls the function with the JSON kwargs and writes one JSON
-# object (the result or a structured error) to the fd named in SEA_RESULT_FD.
+# object (the result or a structured error) to the fd named by its first argument.
 CALL_BOOTSTRAP = r"""
 import json, os, sys
-_fd = int(os.environ.pop("SEA_RESULT_FD"))
+_fd = int(sys.argv.pop(1))
 _chan = os.fdopen(_fd, "wb")
 job_dir, function_name, kwargs_path, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
@@ -709,10 +710,6 @@ def _traceback(exc):
 
 with open(kwargs_path, "rb") as handle:
     kwargs = json.load(handle)
-try:
-    _sea_confine([job_dir])
-except BaseException as exc:
-    _error("SandboxError", "the sandbox could not confine the tool's process: %s" % exc)
 sys.path.insert(0, job_dir)
 try:
     import inspect
@@ -742,7 +739,6 @@ if len(data) > limit:
     _error("ResultTooLarge", "the JSON result is %d bytes, over the %d-byte limit" % (len(data), limit))
 _finish(data)
 """.replace("__LIMIT__", str(MESSAGE_CHARS))
-CALL_BOOTSTRAP = CONFINE_BOOTSTRAP + CALL_BOOTSTRAP
 
 
 def make_undumpable() -> bool:
@@ -839,13 +835,13 @@ class PopenChild:
     wakeup_fd: int | None = None
 
     def __init__(self, code: str, args: list[str], env: dict[str, str], cwd: str, fds: tuple[int, int, int, int],
-                 channel_env: str) -> None:
+) -> None:
         import subprocess
 
         out_w, err_w, chan_w, stdin_r = fds
         self._subprocess = subprocess
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", code, *args], cwd=cwd, env=dict(env, **{channel_env: str(chan_w)}),
+            [sys.executable, "-I", "-B", "-c", code, str(chan_w), *args], cwd=cwd, env=env,
             stdin=stdin_r, stdout=out_w, stderr=err_w, pass_fds=(chan_w,), start_new_session=True,
             close_fds=True,
         )
@@ -869,11 +865,10 @@ class ZygoteChild:
     """
 
     def __init__(self, conn: socket.socket, code: str, args: list[str], env: dict[str, str], cwd: str,
-                 fds: tuple[int, int, int, int], channel_env: str) -> None:
+                 fds: tuple[int, int, int, int]) -> None:
         self.conn = conn
         self.returncode: int | None = None
-        request = {"code": code, "args": args, "env": dict(env, **{channel_env: str(ZYGOTE_CHANNEL_FD)}),
-                   "cwd": cwd}
+        request = {"code": code, "args": [str(ZYGOTE_CHANNEL_FD), *args], "env": env, "cwd": cwd}
         socket.send_fds(conn, [json.dumps(request).encode("utf-8")], list(fds))
         self.pid = int(self._receive(None)["pid"])
         conn.setblocking(False)
@@ -908,7 +903,7 @@ class ZygoteChild:
 
 
 def run_child(
-    code: str, args: list[str], env: dict[str, str], cwd: str, channel_env: str, timeout_s: float,
+    code: str, args: list[str], env: dict[str, str], cwd: str, timeout_s: float,
     output_cap: int, channel_cap: int, zygote: socket.socket | None, stdin_data: bytes = b"",
 ) -> ChildRun:
     """Run the untrusted child with capped pipes and a wall clock; kill its process group at the deadline."""
@@ -927,11 +922,11 @@ def run_child(
         child: PopenChild | ZygoteChild | None = None
         if zygote is not None:
             try:
-                child = ZygoteChild(zygote, code, args, env, cwd, fds, channel_env)
+                child = ZygoteChild(zygote, code, args, env, cwd, fds)
             except (OSError, ValueError, KeyError):
                 child = None  # the zygote is gone: a plain interpreter does the same job, only slower
         if child is None:
-            child = PopenChild(code, args, env, cwd, fds, channel_env)
+            child = PopenChild(code, args, env, cwd, fds)
     finally:
         for fd in fds:
             os.close(fd)
@@ -1063,10 +1058,10 @@ def run_tests(job: dict, job_dir: str, private_dir: str, zygote: socket.socket |
         "-q", "--no-header", "--color=no", "-p", "no:pastebin", "-p", "no:nose", "-p", "no:doctest",
         "-p", "no:junitxml",
     ]
-    env = child_env({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "SEA_TOOL_DIR": tool_dir})
+    env = child_env({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": ""})
     key = os.urandom(32)  # signs the reporter's records; reaches the child on its stdin only
     run = run_child(
-        TESTS_BOOTSTRAP, args, env, job_dir, "SEA_REPORT_FD", timeout_s, int(job["output_bytes"]), CHANNEL_CAP,
+        TESTS_BOOTSTRAP, [tool_dir, *args], env, job_dir, timeout_s, int(job["output_bytes"]), CHANNEL_CAP,
         zygote, stdin_data=key,
     )
     report["stdout"] = decode(run.stdout, run.stdout_truncated)
@@ -1261,7 +1256,7 @@ def run_call(job: dict, job_dir: str, private_dir: str, zygote: socket.socket | 
     write_file(kwargs_path, json.dumps(job["kwargs"]))
     args = [job_dir, str(job["function"]), kwargs_path, str(result_cap)]
     run = run_child(
-        CALL_BOOTSTRAP, args, child_env({}), job_dir, "SEA_RESULT_FD", timeout_s, int(job["output_bytes"]),
+        CALL_BOOTSTRAP, args, child_env({}), job_dir, timeout_s, int(job["output_bytes"]),
         result_cap + 16384, zygote,
     )
     out: dict = {

