@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -32,8 +33,11 @@ LABEL_START = "sea.owner_start"
 LABEL_CREATED = "sea.created"
 LABEL_INSTANCE = "sea.instance"  # one Sandbox object: tells its containers from other pools of the same process
 NAME_PREFIX = "sea-sbx-"
-SANDBOX_UID = 10001
-SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
+# Every container runs as a uid of its own, drawn from this range (no account on the host has one), so what
+# the kernel counts per user (processes, inotify instances and watches, message queues, keys) is counted per
+# job: one job that exhausts such a limit cannot starve the next one.
+JOB_UID_FIRST = 200_000
+JOB_UID_COUNT = 1 << 24
 SANDBOX_WORKDIR = "/sandbox"
 PYTHON = "/usr/bin/python3"
 IDLE_ENTRYPOINT = ["sleep"]
@@ -121,8 +125,9 @@ class ContainerSpec:
             nofile=settings.sandbox_nofile,
         )
 
-    def host_config(self, api: docker.APIClient) -> dict[str, Any]:
-        """Docker's HostConfig: no network, read-only root, capped tmpfs, no capabilities, limits, init."""
+    def host_config(self, api: docker.APIClient, uid: int) -> dict[str, Any]:
+        """Docker's HostConfig for a container running as `uid`: no network, read-only root, capped tmpfs
+        owned by `uid`, no capabilities, limits, init."""
         scratch = f"rw,nosuid,nodev,noexec,size={self.scratch_mb}m"
         memory = f"{self.memory_mb}m"
         file_bytes = self.scratch_mb * 1024 * 1024
@@ -130,7 +135,7 @@ class ContainerSpec:
             network_mode="none",
             read_only=True,
             tmpfs={
-                SANDBOX_WORKDIR: f"{scratch},uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700",
+                SANDBOX_WORKDIR: f"{scratch},uid={uid},gid={uid},mode=0700",
                 "/tmp": f"{scratch},mode=1777",
             },
             cap_drop=["ALL"],
@@ -143,6 +148,7 @@ class ContainerSpec:
                 Ulimit(name="nofile", soft=self.nofile, hard=self.nofile),
                 Ulimit(name="fsize", soft=file_bytes, hard=file_bytes),
                 Ulimit(name="core", soft=0, hard=0),
+                Ulimit(name="nproc", soft=self.pids, hard=self.pids),  # the uid is the job's own
             ],
             init=True,
             shm_size=SHM_BYTES,
@@ -193,15 +199,21 @@ def start_attached(
     return attached
 
 
+def job_uid() -> int:
+    """A fresh uid for one container, from the job range (collisions are 1 in 16 million per pair)."""
+    return JOB_UID_FIRST + secrets.randbelow(JOB_UID_COUNT)
+
+
 def _create(api: docker.APIClient, spec: ContainerSpec, command: list[str], *, stdin_open: bool) -> str:
     name = f"{NAME_PREFIX}{uuid.uuid4().hex}"
+    uid = job_uid()
     try:
         created = api.create_container(
             image=spec.image,
             entrypoint=command[:1],
             command=command[1:],
             name=name,
-            user=SANDBOX_USER,
+            user=f"{uid}:{uid}",
             working_dir=SANDBOX_WORKDIR,
             hostname="sandbox",
             labels=spec.labels,
@@ -209,7 +221,7 @@ def _create(api: docker.APIClient, spec: ContainerSpec, command: list[str], *, s
             network_disabled=True,
             stdin_open=stdin_open,
             tty=False,
-            host_config=spec.host_config(api),
+            host_config=spec.host_config(api, uid),
             detach=True,
         )
     except docker.errors.ImageNotFound:

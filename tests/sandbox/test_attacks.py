@@ -27,6 +27,7 @@ import docker
 import docker.errors
 import pytest
 
+from sandbox.container import JOB_UID_COUNT, JOB_UID_FIRST
 from sandbox.models import CallResult, TestReport
 from sea.settings import get_settings
 
@@ -116,7 +117,7 @@ def _host_processes_with(marker: str) -> list[int]:
     return [pid for pid, cmdline in _host_cmdlines().items() if needle in cmdline]
 
 
-def _host_zombies_of_uid(uid: int) -> list[int]:
+def _host_zombies_of_job_uids() -> list[int]:
     zombies = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -126,7 +127,8 @@ def _host_zombies_of_uid(uid: int) -> list[int]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("State", "").strip().startswith("Z") and fields.get("Uid", "").split()[:1] == [str(uid)]:
+        uid = int((fields.get("Uid", "").split() or ["-1"])[0])
+        if fields.get("State", "").strip().startswith("Z") and JOB_UID_FIRST <= uid < JOB_UID_FIRST + JOB_UID_COUNT:
             zombies.append(int(entry))
     return zombies
 
@@ -224,7 +226,7 @@ class HostGuard:
             f"attack processes still run on the host: {_host_processes_with(self.marker)}"
         )
         assert _host_files_with(self.marker) == []
-        assert _wait_until(lambda: not _host_zombies_of_uid(10001), 10), "zombies of the sandbox uid on the host"
+        assert _wait_until(lambda: not _host_zombies_of_job_uids(), 10), "zombies of sandbox uids on the host"
         # used containers are removed in the background: wait for the count to settle at the pool's size
         ours = partial(_our_containers, self.client, self.instance_id)
         assert _wait_until(lambda: len(ours()) <= self.pool_size + 1, 20), (
@@ -1076,7 +1078,7 @@ ATTACKS: list[Attack] = [
             assert status["NoNewPrivs"].strip() == "1"
             for field in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
                 assert int(status[field].strip(), 16) == 0, field
-            assert os.getuid() == 10001 and os.geteuid() == 10001
+            assert os.getuid() == os.geteuid() >= 200000  # the job's own uid, never root
             for command in (["su", "-c", "id -u", "root"], ["mount", "-t", "tmpfs", "none", "/tmp"],
                             ["unshare", "-r", "id", "-u"], ["chroot", "/", "id", "-u"]):
                 try:
@@ -1168,6 +1170,37 @@ def test_host_environment_honeytoken_is_invisible(attack_sandbox, guard: HostGua
     assert HONEY_ENV not in dumped and guard.env_value not in dumped
     assert "DOCKER" not in dumped and "SEA_" not in dumped
     guard.check(result.model_dump_json())
+    _probe(attack_sandbox)
+
+
+def test_a_job_that_takes_every_inotify_instance_starves_no_other(attack_sandbox, guard: HostGuard) -> None:
+    # inotify instances are counted per uid (fs.inotify.max_user_instances, 128 by default): with one uid for
+    # every container, a job holding them all made the next job's inotify_init fail
+    hog = textwrap.dedent(
+        """
+        import ctypes, time
+        def hog():
+            libc = ctypes.CDLL(None, use_errno=True)
+            held = 0
+            while held < 100000 and libc.inotify_init1(0) >= 0:
+                held += 1
+            time.sleep(6)  # MARK
+            return held
+        """
+    ).replace("MARK", guard.marker)
+    probe = "import ctypes\ndef probe():\n    return ctypes.CDLL(None).inotify_init1(0) >= 0\n"
+    hogged: list[CallResult] = []
+    thread = threading.Thread(target=lambda: hogged.append(attack_sandbox.call(hog, "hog", {}, timeout_s=20)))
+    thread.start()
+    try:
+        time.sleep(2.5)  # the hog has taken every instance it can by now
+        second = attack_sandbox.call(probe, "probe", {}, timeout_s=JOB_TIMEOUT_S)
+    finally:
+        thread.join(30)
+    assert hogged and hogged[0].ok, hogged and hogged[0].error
+    assert hogged[0].result >= 64, hogged[0].result  # it really took them (the limit, or the open-files cap)
+    assert second.ok and second.result is True, second.error
+    guard.check(second.model_dump_json())
     _probe(attack_sandbox)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import Sandbox, SandboxError, SandboxUnavailableError
+from sandbox import container as ctr
 from sandbox.models import TestReport
 from sandbox.service import parse_envelope
 
@@ -361,7 +362,8 @@ def test_jobs_never_share_a_container_or_its_files(sandbox: Sandbox) -> None:
     assert first.ok and second.ok, (first.error, second.error)
     assert first.result["leftovers"] == [] and second.result["leftovers"] == []
     assert first.result["container"] != second.result["container"]
-    assert first.result["uid"] == 10001
+    assert first.result["uid"] != second.result["uid"]  # every container runs as a uid of its own
+    assert all(ctr.JOB_UID_FIRST <= r.result["uid"] < ctr.JOB_UID_FIRST + ctr.JOB_UID_COUNT for r in (first, second))
 
 
 def test_concurrent_threads_get_their_own_answers(sandbox: Sandbox) -> None:

@@ -73,11 +73,13 @@ def test_every_container_is_created_hardened(
     assert ulimits["core"] == (0, 0)
     assert ulimits["nofile"] == (sandbox_settings.sandbox_nofile,) * 2
     assert ulimits["fsize"] == (sandbox_settings.sandbox_scratch_mb * 1024 * 1024,) * 2
-    assert "nproc" not in ulimits  # uids are shared across containers; pids_limit does this job
+    assert ulimits["nproc"] == (sandbox_settings.sandbox_pids,) * 2  # the container's uid is its own
     for path in ("/sandbox", "/tmp"):
         options = host["Tmpfs"][path].split(",")
         assert {"nosuid", "nodev", "noexec", f"size={sandbox_settings.sandbox_scratch_mb}m"} <= set(options)
-    assert config["User"] == "10001:10001"
+    uid, gid = (int(part) for part in config["User"].split(":"))
+    assert uid == gid and ctr.JOB_UID_FIRST <= uid < ctr.JOB_UID_FIRST + ctr.JOB_UID_COUNT
+    assert f"uid={uid}" in host["Tmpfs"]["/sandbox"].split(",")
     assert info["Name"].startswith("/sea-sbx-")
     labels = config["Labels"]
     assert labels["sea.sandbox"] == "1" and labels["sea.owner_pid"] == str(os.getpid())
@@ -116,7 +118,7 @@ def test_what_the_code_sees_inside(sandbox: Sandbox, sandbox_settings: Settings)
     result = sandbox.call(INSIDE_TOOL, "inside", {})
     assert result.ok, result.error
     seen = result.result
-    assert (seen["uid"], seen["gid"]) == (10001, 10001)
+    assert seen["uid"] == seen["gid"] and ctr.JOB_UID_FIRST <= seen["uid"] < ctr.JOB_UID_FIRST + ctr.JOB_UID_COUNT
     assert seen["seccomp"] == "2"  # filter mode: Docker's default profile
     assert seen["no_new_privs"] == "1"
     assert int(seen["cap_eff"], 16) == 0 and int(seen["cap_bnd"], 16) == 0
