@@ -315,10 +315,9 @@ def _page() -> None:
         draw_turn(turn)
 
     pending = st.session_state.pop("pending", None)
-    # max_chars stops typing in the browser; the length is checked again below for what reaches the server.
-    prompt = st.chat_input(
-        "Ask for something, e.g. Reverse the string 'hello world'", max_chars=settings.max_request_chars
-    )
+    # No max_chars: Streamlit would cut a longer paste silently and run what is left; the length is checked
+    # below instead, and a longer request is refused with one sentence.
+    prompt = st.chat_input("Ask for something, e.g. Reverse the string 'hello world'")
     status = runner.thread_status(graph, thread_id)
     if pending is None and prompt is None:
         _offer_resume(status)
