@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field
 
 # The deepest nesting of lists and objects accepted in a call's arguments and result (and in JSON given on the
 # command line): far beyond any real tool's data, well inside what json, pydantic and the checkpoint
-# serialisers handle without running out of stack.
-MAX_JSON_DEPTH = 100
+# serialisers handle without running out of stack. Defined with the runner, which checks results with it.
+from sandbox.runner import MAX_JSON_DEPTH
 
 Verdict = Literal["passed", "failed", "error", "timeout", "oom"]
 TestOutcome = Literal["passed", "failed", "error", "skipped"]

@@ -35,6 +35,8 @@ ZYGOTE_CHANNEL_FD = 3
 ZYGOTE_READY_TIMEOUT_S = 300.0
 READY_LINE = b"sea-runner-ready"
 MAX_JOB_BYTES = 64 * 1024 * 1024
+# The deepest nesting of lists and objects a value may have to cross the boundary (arguments and results).
+MAX_JSON_DEPTH = 100
 # The largest value that may cross between the test process and the tool's process in one message.
 TOOL_FRAME_LIMIT = 64 * 1024 * 1024
 TOOL_DIR = "tool"
@@ -670,7 +672,7 @@ import pytest
 
 _reporter = _make_reporter()  # takes the report fd off argv first
 sys.exit(pytest.main(sys.argv[1:], plugins=[_reporter]))
-""".replace("__LIMIT__", str(MESSAGE_CHARS))
+""".replace("__LIMIT__", str(MESSAGE_CHARS)).replace("__DEPTH__", str(MAX_JSON_DEPTH))
 TESTS_BOOTSTRAP = CONFINE_BOOTSTRAP + TOOL_PROCESS_BOOTSTRAP + TESTS_BOOTSTRAP
 
 # Runs in the call child: imports tool.py, calls the function with the JSON kwargs and writes one JSON
@@ -731,6 +733,20 @@ try:
         result = asyncio.run(result)
 except BaseException as exc:
     _error(type(exc).__name__, str(exc) or repr(exc), _traceback(exc))
+def _too_deep(value, limit=__DEPTH__):
+    stack = [(value, 0)]  # counted without recursion: the result may nest far deeper than the stack allows
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, tuple, dict)):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+if _too_deep(result):
+    _error("ResultNotJSON", "The result nests more than __DEPTH__ levels of lists and objects, the most the sandbox "
+           "accepts.")
 try:
     data = json.dumps({"ok": True, "result": result}, allow_nan=False, ensure_ascii=False).encode("utf-8")
 except BaseException as exc:  # including strings that are not valid Unicode (lone surrogates)
@@ -738,7 +754,7 @@ except BaseException as exc:  # including strings that are not valid Unicode (lo
 if len(data) > limit:
     _error("ResultTooLarge", "the JSON result is %d bytes, over the %d-byte limit" % (len(data), limit))
 _finish(data)
-""".replace("__LIMIT__", str(MESSAGE_CHARS))
+""".replace("__LIMIT__", str(MESSAGE_CHARS)).replace("__DEPTH__", str(MAX_JSON_DEPTH))
 
 
 def make_undumpable() -> bool:
@@ -1281,7 +1297,7 @@ def run_call(job: dict, job_dir: str, private_dir: str, zygote: socket.socket | 
         )
     try:
         answer = json.loads(bytes(run.channel))
-    except ValueError:
+    except (ValueError, RecursionError):
         return error("Crashed", "The tool's process returned a malformed result.")
     if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
         return error("Crashed", "The tool's process returned a malformed result.")

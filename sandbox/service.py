@@ -292,8 +292,6 @@ class Sandbox:
                 if body.get("kind") == "host_error":
                     return body
                 if body.get("kind") == "runner_error":
-                    if str(body.get("message", "")).startswith("RecursionError("):
-                        return _too_deep()  # the runner itself choked on a result nested ~1,000 deep
                     message = "The sandbox runner failed: " + str(body.get("message", ""))[:MESSAGE_CHARS]
                     return {"kind": "host_error", "verdict": "error", "message": message}
                 return body
