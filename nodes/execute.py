@@ -40,7 +40,11 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     emit("tool_call", tool=tool["name"], version=tool["version"], arguments=arguments)
     library = get_library()
     manifest = library.get(tool["name"], tool["version"])
-    result = get_sandbox_client().call(manifest.code, manifest.name, arguments)
+    try:
+        result = get_sandbox_client().call(manifest.code, manifest.name, arguments)
+    except ValueError as exc:  # the sandbox refuses arguments it cannot carry (too large, too deeply nested)
+        message = f"The arguments for {tool['signature']} can't be sent to the sandbox: {exc}."
+        return {"outcome": "bad_arguments", "failure": message, "arguments": {}, "usage": usage}
     library.record_usage(manifest.name, manifest.version, result.ok)
     data = result.model_dump(mode="json")
     update: dict[str, Any] = {"arguments": arguments, "result": data, "usage": usage}

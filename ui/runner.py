@@ -124,7 +124,7 @@ def parse_resume_value(text: str) -> Any:
     """An interrupt answer: JSON when it parses as JSON, else the plain string."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # not JSON, or nested past the parser's stack: the text
         return text
 
 

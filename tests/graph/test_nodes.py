@@ -320,6 +320,41 @@ def test_execute_reports_a_tool_error_and_records_usage(sea_home: Path, script) 
     assert usage.calls == 1 and usage.failures == 1
 
 
+def test_execute_refuses_arguments_the_sandbox_cannot_carry_in_one_sentence(sea_home: Path, script) -> None:
+    from tools_library.models import Provenance, ToolDraft
+
+    code = (
+        "def nesting_depth(value: list) -> int:\n"
+        "    return 1 + max((nesting_depth(v) for v in value if isinstance(v, list)), default=0)\n"
+    )
+    tests = (
+        "from tool import nesting_depth\n\n\n"
+        "def test_flat():\n    assert nesting_depth([1, 2]) == 1\n\n\n"
+        "def test_two():\n    assert nesting_depth([[1]]) == 2\n"
+    )
+    library = resources.get_library()
+    manifest = library.register(
+        ToolDraft(
+            name="nesting_depth", signature="def nesting_depth(value: list) -> int",
+            description="How deeply a list nests.",
+            parameters_schema={"type": "object", "properties": {"value": {"type": "array"}}, "required": ["value"]},
+            returns_schema={"type": "integer"}, code=code, tests=tests,
+            provenance=Provenance(request="test", source="synthesized"),
+        ),
+    )
+    tool = {"name": manifest.name, "version": manifest.version, "signature": manifest.signature,
+            "description": manifest.description, "parameters_schema": manifest.parameters_schema}
+    deep: list = []
+    for _ in range(150):
+        deep = [deep]
+    _model, model_id = script(ToolArguments=[tool_call("ToolArguments", {"value": deep})])
+    update = nodes.execute({"request": "how deep is this", "tool": tool, "usage": None}, runtime(model_id))
+    assert update["outcome"] == "bad_arguments"
+    assert update["failure"].startswith("The arguments for def nesting_depth(value: list) -> int can't be sent")
+    assert "nest more than 100 levels" in update["failure"]
+    assert library.get("nesting_depth").usage.calls == 0  # nothing ran
+
+
 def test_respond_reports_a_failure_without_the_model(sea_home: Path, script) -> None:
     model, model_id = script()
     state = {"request": "x", "outcome": "gave_up", "failure": "I could not build it.", "usage": None}

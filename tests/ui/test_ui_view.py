@@ -202,6 +202,8 @@ def test_an_interrupted_run_is_shown_and_resumed_with_a_command() -> None:
     assert view.answer_style(resumed) == "answer"
     assert runner.thread_status(small, thread_id) == runner.ThreadStatus(interrupts=[], next=[])
     assert runner.parse_resume_value('{"unit": "K"}') == {"unit": "K"}
+    deep = "[" * 100_000 + "]" * 100_000  # past the JSON parser's stack: kept as the text it is
+    assert runner.parse_resume_value(deep) == deep
 
 
 def test_a_run_whose_checkpointer_fails_is_one_line(demo_home: Path) -> None:
