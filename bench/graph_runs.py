@@ -39,7 +39,7 @@ def main() -> None:
     from graph import resources
     from graph.builder import build_graph
     from graph.context import Context
-    from graph.schemas import Implementation, TestSuite, ToolChoice
+    from graph.schemas import Implementation, TestSuite, TurnDecision
     from graph.scripted import (
         REVERSE_STRING_CODE,
         REVERSE_STRING_SPEC,
@@ -58,7 +58,7 @@ def main() -> None:
         "reuse": (
             "What is 15 percent of 300?",
             {
-                "ToolChoice": [ToolChoice(choice="calculate_percentage", reason="percentages")] * n,
+                "TurnDecision": [TurnDecision(route="compute", tool="calculate_percentage", reason="percentages")] * n,
                 "ToolArguments": [tool_call("ToolArguments", {"value": 300, "percent": 15})] * n,
                 "text": ["45"] * n,
             },
@@ -66,7 +66,7 @@ def main() -> None:
         "synthesis": (
             "Reverse the string 'hello world'",
             {
-                "ToolChoice": [ToolChoice(choice=None, reason="none fits")] * n,
+                "TurnDecision": [TurnDecision(route="compute", tool=None, reason="none fits")] * n,
                 # A new name each run: the spec step refuses names already in the library.
                 "ToolSpec": [REVERSE_STRING_SPEC.model_copy(update={"name": f"reverse_{i}"}) for i in range(n)],
                 "TestSuite": [

@@ -32,7 +32,7 @@ NO_MODEL_MESSAGE = (
     "No chat model is configured: set SEA_MODEL=provider:model (e.g. SEA_MODEL=openai:gpt-4.1-mini with "
     "OPENAI_API_KEY set; anthropic:..., ollama:..., or an OpenAI-compatible server with SEA_MODEL_BASE_URL) "
     "or pass --model provider:model; --model scripted:demo runs the labelled offline demo, which knows only "
-    "its three seed examples."
+    "its demo examples (one or more per route)."
 )
 
 
@@ -85,13 +85,15 @@ class Renderer:
         elif isinstance(event, ev.ToolCall):
             version = f" v{event.version}" if event.version is not None else ""
             self._line(f"  ⚙ {event.tool}{version}({json.dumps(event.arguments)}) in the sandbox")
+        elif isinstance(event, ev.Decision):
+            self._line(f"  ◆ route {ev.decision_text(event.model_dump())}")
         elif isinstance(event, ev.Interrupted):
             self._line(f"⏸ interrupted: {json.dumps(event.value, default=str)}")
         elif isinstance(event, ev.Answer):
             self.answer = event
         elif isinstance(event, ev.CustomEvent):
             self._line(f"  · {event.event}: {json.dumps(event.data, default=str)}")
-        # Usage, Decision and Token events are covered by the node summaries and the final usage line.
+        # Usage and Token events are covered by the node summaries and the final usage line.
 
     def finish(self, values: dict[str, Any], thread_id: str, unfinished: list[str]) -> None:
         """Print the answer, what failed if anything, the usage, and how to continue."""

@@ -84,6 +84,7 @@ class Usage(_Event):
 class Decision(_Event):
     kind: Literal["decision"] = "decision"
     node: str
+    route: str = "compute"
     choice: str | None = None
     reason: str = ""
     asked_model: bool = False
@@ -249,6 +250,7 @@ def _map_custom(data: Mapping[str, Any], ns: list[str]) -> list[ViewEvent]:
             return [
                 Decision(
                     node=node,
+                    route=str(data.get("route") or "compute"),
                     choice=data.get("choice"),
                     reason=str(data.get("reason") or ""),
                     asked_model=bool(data.get("asked_model")),
@@ -317,6 +319,16 @@ def _short(text: Any, width: int = SUMMARY_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+def decision_text(decision: Mapping[str, Any]) -> str:
+    """`compute: reuse calculate_percentage — why`, `decline — why`: the route, the tool for compute, the reason."""
+    route = str(decision.get("route") or "compute")
+    if route == "compute":
+        choice = decision.get("choice")
+        route += f": reuse {choice}" if choice else ": create a new tool"
+    reason = str(decision.get("reason") or "").strip()
+    return f"{route} — {reason}" if reason else route
+
+
 def _count_tests(source: str) -> int:
     return sum(1 for line in source.splitlines() if line.lstrip().startswith(("def test_", "async def test_")))
 
@@ -350,9 +362,7 @@ def summarize_update(node: str, update: Mapping[str, Any]) -> str:
         else:
             parts.append("no candidates in the library")
     if decision := update.get("decision"):
-        choice = decision.get("choice")
-        verb = f"reuse {choice}" if choice else "create a new tool"
-        parts.append(f"{verb}: {decision.get('reason', '')}".rstrip(": "))
+        parts.append(f"route {decision_text(decision)}")
     if spec := update.get("spec"):
         parts.append(f"spec {spec.get('signature') or spec.get('name', '')}")
     if update.get("tests"):

@@ -31,17 +31,60 @@ def _spec_text(spec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def decide(request: str, candidates: list[dict[str, Any]]) -> list[BaseMessage]:
-    """decide: pick one candidate tool or none."""
+DECIDE_RULES = (
+    "Step: decide. This is the first decision of the turn: choose its route, with a one-sentence reason.\n"
+    "- compute: a deterministic computation over values the user gave, in this message, in the clarifications "
+    "or earlier in the conversation. Set `tool` to the one candidate tool that computes exactly what is asked "
+    "when called with arguments taken from the request, or null to have a new small, general tool engineered. "
+    "Never pick a tool that only does something similar.\n"
+    "- chat: a greeting, thanks, or a question about you or your tool library (which tools exist, what was just "
+    "built, a tool's tests or code). Answer in `reply` from the library listing and the conversation below "
+    "only, never from memory; never claim a tool that is not listed. Set `show_tool` to a listed tool whose "
+    "tests and code the user asks to see: they are appended from the library.\n"
+    "- clarify: a computation whose inputs are missing or ambiguous. Put one precise question in `reply` "
+    "(which value, in which unit). Never guess, default or invent a value.\n"
+    "- decline: the request needs live or outside data (weather, news, prices, scores, today's date), personal "
+    "data (accounts, messages, files), an action in the world (sending, buying, booking), or anything the "
+    "sandbox forbids (network, files, other processes). In `reply`, one honest sentence on why, and what you "
+    "can compute instead. Nothing is built.\n"
+    "- chain: several computations in one request, later ones using earlier results. List the steps in "
+    "`steps`, one small computation each, in order.\n"
+    "Tools are pure Python functions run in an isolated sandbox with no network and no files."
+)
+
+
+def decide(
+    request: str,
+    candidates: list[dict[str, Any]],
+    library: list[dict[str, Any]],
+    library_size: int,
+    history: list[dict[str, str]],
+) -> list[BaseMessage]:
+    """decide: the turn's route (compute | chat | clarify | decline | chain), and for compute the tool or none."""
     cards = "\n".join(f"- {c['name']}{_params_of(c['signature'])}: {c['description']}" for c in candidates)
+    if not cards:
+        cards = "(none: no library tool is close to this request, so a compute request gets a new tool)"
+    listing = "\n".join(f"* {t['name']}{_params_of(t['signature'])}: {t['description']}" for t in library)
+    if library_size > len(library):
+        listing += f"\n* ... and {library_size - len(library)} more"
     return [
-        SystemMessage(
-            f"{AGENT_ROLE}\nStep: decide. Choose the one candidate tool that computes exactly what the request "
-            "asks for when called with arguments taken from the request. If none does, choose none: a new tool "
-            "will be built. Never pick a tool that only does something similar."
+        SystemMessage(f"{AGENT_ROLE}\n{DECIDE_RULES}"),
+        HumanMessage(
+            f"User request: {request}\n\nCandidate tools for compute:\n{cards}\n\n"
+            f"The library ({library_size} tool(s)):\n{listing or '(empty)'}\n\n"
+            f"Earlier in this conversation:\n{_history_text(history, 5) or '(nothing yet)'}"
         ),
-        HumanMessage(f"User request: {request}\n\nCandidate tools:\n{cards}"),
     ]
+
+
+def _history_text(history: list[dict[str, str]], turns: int) -> str:
+    lines = []
+    for turn in history[-turns:]:
+        tool = f" [tool: {turn['tool']}]" if turn.get("tool") else ""
+        answer = " ".join(str(turn.get("answer", "")).split())
+        answer = answer if len(answer) <= 400 else answer[:399] + "…"
+        lines.append(f"- {turn['request']} -> {answer}{tool}")
+    return "\n".join(lines)
 
 
 def _params_of(signature: str) -> str:

@@ -18,10 +18,12 @@ def after_retrieve(state: State) -> Literal["decide", "respond"]:
 
 
 def after_decide(state: State) -> Literal["execute", "spec", "respond"]:
-    """A chosen tool runs; otherwise a new tool is engineered."""
-    if _failed(state):
+    """compute: a chosen tool runs, otherwise a new tool is engineered; chat, decline, clarify and chain are
+    answered by respond from the decision itself (nothing is built)."""
+    decision = state.get("decision") or {}
+    if _failed(state) or decision.get("route", "compute") != "compute":
         return "respond"
-    return "execute" if (state.get("decision") or {}).get("choice") else "spec"
+    return "execute" if decision.get("choice") else "spec"
 
 
 def after_red_phase(state: State) -> Literal["implement", "verify", "write_tests", "respond"]:

@@ -31,14 +31,39 @@ _RUNTIME_TYPES: dict[str, Any] = {
 }
 
 
-class ToolChoice(BaseModel):
-    """decide: pick one candidate by name, or none."""
+Route = Literal["compute", "chat", "clarify", "decline", "chain"]
+ROUTES: tuple[str, ...] = ("compute", "chat", "clarify", "decline", "chain")
 
-    choice: str | None = Field(
-        description="The name of the one candidate tool that does exactly what the request needs, or null when "
-        "none fits."
+
+class TurnDecision(BaseModel):
+    """decide: the first decision of every turn, with its reason (one model call, on every turn)."""
+
+    route: Route = Field(
+        description="compute: a deterministic computation over values the user gave; chat: a greeting, thanks, "
+        "or a question about the agent or its library; clarify: a computation whose inputs are missing; "
+        "decline: needs live or outside data, personal data, an action in the world, or what the sandbox forbids; "
+        "chain: several computations in one request, later ones using earlier results."
     )
-    reason: str = Field(description="One or two sentences: why this tool fits, or why none does.")
+    reason: str = Field(description="One sentence: why this route (and, for compute, why this tool or none).")
+    tool: str | None = Field(
+        default=None,
+        description="compute only: the name of the one candidate tool that computes exactly what the request "
+        "needs, or null to engineer a new tool. Null for every other route.",
+    )
+    reply: str | None = Field(
+        default=None,
+        description="chat and decline: the answer to the user (decline: one honest sentence on why, and what you "
+        "can do instead); clarify: the one precise question to ask. Null for compute.",
+    )
+    show_tool: str | None = Field(
+        default=None,
+        description="chat only: the name of a library tool whose real signature, tests and code the user asks to "
+        "see; they are appended to the reply. Null otherwise.",
+    )
+    steps: list[str] = Field(
+        default_factory=list,
+        description="chain only: the plan, one small computation per step, in order. Empty otherwise.",
+    )
 
 
 class Parameter(BaseModel):

@@ -11,8 +11,8 @@ skips (decide when no candidate clears the library's floor) doesn't shift the ot
 It records every call (`calls`: the structured-output schema asked for, or "text", and the messages), so tests can
 assert which steps asked the model. Token counts are estimates (4 characters a token), labelled as such.
 
-`DemoChatModel` (`--model scripted:demo`) answers from the prompt, knows only the three seed examples, and says it
-is scripted in every answer.
+`DemoChatModel` (`--model scripted:demo`) answers from the prompt, knows only its demo examples (`DEMO_REQUESTS`: one
+or more per route), and says it is scripted in every answer.
 """
 
 from __future__ import annotations
@@ -178,16 +178,20 @@ def registered_scripted(name: str) -> ScriptedChatModel | None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The offline demo: three seed examples, computed from the prompt, labelled everywhere
+# The offline demo: one or more examples per route, computed from the prompt, labelled everywhere
 
 
 DEMO_REQUESTS = (
-    "What is 15 percent of 300?",
-    "Reverse the string 'hello world'",
-    "Reverse 'Python'",
+    "What is 15 percent of 300?",  # compute: reuse a seed tool
+    "Reverse the string 'hello world'",  # compute: engineer reverse_string
+    "Reverse 'Python'",  # compute: reuse what was engineered
+    "Hi there! What can you do for me?",  # chat: answered from the real library listing
+    "What's the weather going to be like in Chicago tomorrow afternoon?",  # decline: live outside data
 )
+DEMO_CHAT, DEMO_DECLINE = DEMO_REQUESTS[3], DEMO_REQUESTS[4]
 _REQUEST_LINE = re.compile(r"^User request: (.+)$", re.MULTILINE)
 _CANDIDATE_LINE = re.compile(r"^- ([a-z][a-z0-9_]*)\(", re.MULTILINE)
+_LIBRARY_LINE = re.compile(r"^\* ([a-z][a-z0-9_]*)\(", re.MULTILINE)
 _RESULT_LINE = re.compile(r"^Result \(JSON\): (.+)$", re.MULTILINE)
 
 REVERSE_STRING_SPEC = schemas.ToolSpec(
@@ -224,7 +228,7 @@ REVERSE_STRING_CODE = '''def reverse_string(text: str) -> str:
 
 
 class DemoChatModel(ScriptedChatModel):
-    """The labelled offline demo (`scripted:demo`): knows only the three seed examples."""
+    """The labelled offline demo (`scripted:demo`): knows only the examples in DEMO_REQUESTS."""
 
     @property
     def _llm_type(self) -> str:
@@ -239,7 +243,7 @@ class DemoChatModel(ScriptedChatModel):
         request = match.group(1).strip() if match else ""
         if request not in DEMO_REQUESTS:
             raise ScriptedModelError(
-                "The scripted demo model only knows its three examples ("
+                "The scripted demo model only knows its demo examples ("
                 + "; ".join(DEMO_REQUESTS)
                 + "). Configure a real model to ask anything else, e.g. SEA_MODEL=openai:gpt-4.1-mini with "
                 "OPENAI_API_KEY set, or --model provider:model."
@@ -248,12 +252,8 @@ class DemoChatModel(ScriptedChatModel):
 
     def _demo_answer(self, request: str, kind: str, prompt: str) -> Any:
         percentage = request == DEMO_REQUESTS[0]
-        if kind == "ToolChoice":
-            offered = set(_CANDIDATE_LINE.findall(prompt))
-            wanted = "calculate_percentage" if percentage else "reverse_string"
-            if wanted in offered:
-                return schemas.ToolChoice(choice=wanted, reason=f"{SCRIPTED_LABEL} {wanted} does this.")
-            return schemas.ToolChoice(choice=None, reason=f"{SCRIPTED_LABEL} No candidate reverses a string.")
+        if kind == "TurnDecision":
+            return self._demo_decision(request, prompt)
         if kind == "ToolSpec":
             return REVERSE_STRING_SPEC
         if kind == "TestSuite":
@@ -272,6 +272,35 @@ class DemoChatModel(ScriptedChatModel):
             value = json.loads(result.group(1)) if result else None
             return f"{SCRIPTED_LABEL} The result is {value!r}."
         raise ScriptedModelError(f"The scripted demo model has no answer for a {kind} step.")
+
+    @staticmethod
+    def _demo_decision(request: str, prompt: str) -> schemas.TurnDecision:
+        """The turn's route for each demo example, computed from the prompt (the offered tools, the listing)."""
+        if request == DEMO_CHAT:
+            section = prompt.split("The library (", 1)[-1]
+            names = _LIBRARY_LINE.findall(section)
+            listing = ", ".join(names) if names else "no tools yet"
+            return schemas.TurnDecision(
+                route="chat",
+                reason=f"{SCRIPTED_LABEL} A greeting and a question about the agent.",
+                reply=f"{SCRIPTED_LABEL} Hello! I answer computations with small, tested Python tools that run in a "
+                f"sandbox, and I build a new one when none fits. My library has {len(names)} tool(s): {listing}.",
+            )
+        if request == DEMO_DECLINE:
+            return schemas.TurnDecision(
+                route="decline",
+                reason=f"{SCRIPTED_LABEL} A forecast needs live weather data.",
+                reply=f"{SCRIPTED_LABEL} I can't know tomorrow's weather: my tools run offline in a sandbox with no "
+                "live data, but I can convert or compute with temperatures you give me.",
+            )
+        section = prompt.split("Candidate tools for compute:", 1)[-1].split("The library (", 1)[0]
+        offered = set(_CANDIDATE_LINE.findall(section))
+        wanted = "calculate_percentage" if request == DEMO_REQUESTS[0] else "reverse_string"
+        if wanted in offered:
+            return schemas.TurnDecision(route="compute", reason=f"{SCRIPTED_LABEL} {wanted} does this.", tool=wanted)
+        return schemas.TurnDecision(
+            route="compute", reason=f"{SCRIPTED_LABEL} No candidate reverses a string.", tool=None
+        )
 
 
 ResponseFactory = Callable[[list[BaseMessage], str], Any]

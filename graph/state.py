@@ -15,6 +15,9 @@ Outcome = Literal[
     "bad_arguments",  # the request's arguments did not fit the tool's schema
     "gave_up",  # synthesis failed honestly: nothing was registered
     "error",  # a step failed (no model configured, API errors exhausted, sandbox unavailable, ...)
+    "replied",  # chat: answered from the library listing and the thread's history, nothing built
+    "declined",  # decline: one honest sentence on why, nothing specified, built or registered
+    "needs_input",  # clarify: the inputs are still missing after the questions allowed
 ]
 
 
@@ -39,7 +42,9 @@ class State(TypedDict, total=False):
     # retrieve / decide
     candidates: list[dict[str, Any]]  # SearchHit dumps, best first
     library_signal: dict[str, Any]  # the library's ReuseDecision dump
-    decision: dict[str, Any]  # {"choice": name|None, "reason": str, "asked_model": bool}
+    # {"route": compute|chat|clarify|decline|chain, "reason", "choice": tool name|None, "reply", "show_tool",
+    #  "steps", "asked_model"}: the turn's first decision (see graph.schemas.TurnDecision)
+    decision: dict[str, Any]
     # synthesis
     spec: dict[str, Any]  # ToolSpec dump
     tests: str  # test_tool.py
@@ -60,7 +65,7 @@ class State(TypedDict, total=False):
     failure: str | None  # one clear sentence (or a short paragraph) saying what failed
     answer: str
     usage: Usage
-    history: list[dict[str, str]]  # earlier turns of this thread: {"request", "answer"}
+    history: list[dict[str, str]]  # earlier turns of this thread: {"request", "answer", "route", "tool"}
 
 
 def empty_usage() -> Usage:

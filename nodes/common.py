@@ -21,6 +21,18 @@ def model_of(context: Context) -> BaseChatModel:
     return get_chat_model(context.model, base_url=context.model_base_url, temperature=context.model_temperature)
 
 
+def tool_record(manifest: Any, source: str) -> dict[str, Any]:
+    """The state's view of a tool version: what execute and respond need."""
+    return {
+        "name": manifest.name,
+        "version": manifest.version,
+        "signature": manifest.signature,
+        "description": manifest.description,
+        "parameters_schema": manifest.parameters_schema,
+        "source": source,
+    }
+
+
 def sandbox_description() -> str:
     """What the sandbox offers tool code, for the prompts."""
     from sandbox.image_manifest import describe_for_prompt

@@ -1,4 +1,6 @@
-"""decide: the model picks one candidate tool or says none fits; with no candidate above the floor, no model."""
+"""decide: the first decision of every turn, in one structured model call: the route (compute | chat |
+clarify | decline | chain) with its reason, and for compute the candidate tool to reuse or none (engineer one).
+chat and decline are answered by this same call (`reply`); nothing is specified, built or registered."""
 
 from __future__ import annotations
 
@@ -10,55 +12,78 @@ from graph import prompts
 from graph.context import Context
 from graph.progress import emit
 from graph.resources import get_library
-from graph.schemas import ToolChoice
+from graph.schemas import TurnDecision
 from graph.state import State
 from graph.structured import call_structured
-from nodes.common import context_of, model_of
+from nodes.common import context_of, model_of, tool_record
 
-
-def tool_record(manifest: Any, source: str) -> dict[str, Any]:
-    """The state's view of a tool version: what execute and respond need."""
-    return {
-        "name": manifest.name,
-        "version": manifest.version,
-        "signature": manifest.signature,
-        "description": manifest.description,
-        "parameters_schema": manifest.parameters_schema,
-        "source": source,
-    }
+LISTED_TOOLS = 40  # the library listing the model sees (chat answers from it); the rest are counted
 
 
 def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Reuse a tool or build one; the choice and its reason are kept in state."""
-    candidates = state.get("candidates") or []
-    signal = state.get("library_signal") or {}
-    if not candidates or not signal.get("above_floor", False):
-        reason = "No tool in the library is close enough to consider"
-        if signal.get("reason"):
-            reason += f" ({signal['reason']})"
-        decision = {"choice": None, "reason": reason + ".", "asked_model": False}
-        emit("decision", **decision)
-        return {"decision": decision}
+    """Choose the turn's route; the decision and its reason are kept in state (and streamed)."""
     context = context_of(runtime)
-    names = {c["name"] for c in candidates}
+    library = get_library()
+    signal = state.get("library_signal") or {}
+    # Reuse is offered only among candidates the library's calibrated signal puts above its floor.
+    candidates = (state.get("candidates") or []) if signal.get("above_floor", False) else []
+    offered = {c["name"] for c in candidates}
+    tools = sorted(library.list_tools(), key=lambda t: t.name)
+    listed = [{"name": t.name, "signature": t.signature, "description": t.description} for t in tools]
+    known = {t.name for t in tools}
 
-    def check(choice: ToolChoice) -> list[str]:
-        if choice.choice is not None and choice.choice not in names:
-            return [f"{choice.choice!r} is not a candidate; choose one of {sorted(names)} or null."]
-        return []
+    def check(decision: TurnDecision) -> list[str]:
+        problems: list[str] = []
+        if decision.route == "compute" and decision.tool is not None and decision.tool not in offered:
+            problems.append(
+                f"tool {decision.tool!r} is not a candidate; choose one of {sorted(offered)} or null."
+                if offered
+                else f"tool {decision.tool!r} is not a candidate (there are none): use null to engineer a new tool."
+            )
+        if decision.route in ("chat", "clarify", "decline") and not (decision.reply or "").strip():
+            problems.append(f"reply: a {decision.route} decision needs the text to say to the user.")
+        if decision.route == "chat" and decision.show_tool and decision.show_tool not in known:
+            problems.append(f"show_tool {decision.show_tool!r} is not in the library; name a listed tool or null.")
+        if decision.route == "chain" and len(decision.steps) < 2:
+            problems.append("steps: a chain needs at least two steps; one computation is the compute route.")
+        return problems
 
     choice, usage = call_structured(
         model_of(context),
-        ToolChoice,
-        prompts.decide(state["request"], candidates),
+        TurnDecision,
+        prompts.decide(
+            state["request"], candidates, listed[:LISTED_TOOLS], len(listed), state.get("history") or []
+        ),
         usage=state.get("usage"),
         retries=context.structured_output_retries,
         check=check,
     )
-    decision = {"choice": choice.choice, "reason": choice.reason, "asked_model": True}
-    emit("decision", **decision)
+    decision = {
+        "route": choice.route,
+        "reason": choice.reason,
+        "choice": choice.tool if choice.route == "compute" else None,
+        "reply": (choice.reply or "").strip() if choice.route != "compute" else "",
+        "show_tool": choice.show_tool if choice.route == "chat" else None,
+        "steps": list(choice.steps) if choice.route == "chain" else [],
+        "asked_model": True,
+    }
     update: dict[str, Any] = {"decision": decision, "usage": usage}
-    if choice.choice is not None:
-        version = next(c["version"] for c in candidates if c["name"] == choice.choice)
-        update["tool"] = tool_record(get_library().get(choice.choice, version), source="library")
+    if decision["choice"] is not None:
+        version = next(c["version"] for c in candidates if c["name"] == decision["choice"])
+        update["tool"] = tool_record(library.get(decision["choice"], version), source="library")
+    elif choice.route == "chat":
+        update["outcome"] = "replied"
+    elif choice.route == "decline":
+        update["outcome"] = "declined"
+    elif choice.route == "clarify":
+        update["outcome"] = "needs_input"
+    elif choice.route == "chain":
+        # Chains are not run yet: say so honestly, with the plan, and build nothing.
+        plan = "; ".join(f"{i}. {step}" for i, step in enumerate(decision["steps"], 1))
+        decision["reply"] = (
+            f"This asks for several computations in a row ({plan}). I run one computation per request for now: "
+            "ask for the first step, then the next one with its result."
+        )
+        update["outcome"] = "declined"
+    emit("decision", **decision)
     return update

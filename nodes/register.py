@@ -14,8 +14,7 @@ from graph.context import Context
 from graph.progress import emit
 from graph.resources import get_library
 from graph.state import State
-from nodes.common import context_of
-from nodes.decide import tool_record
+from nodes.common import context_of, tool_record
 
 
 def register(state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict[str, Any]:

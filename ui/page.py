@@ -197,7 +197,7 @@ def sidebar_top() -> str:
         model = st.selectbox("Model", _model_options(), format_func=_option_label, key="model",
                              help="From SEA_MODEL; scripted:demo is the offline demo: scripted, not a real model.")
         if model == view.DEMO_MODEL:
-            st.caption(f"⚠ {view.DEMO_LABEL}: it knows only its three seed examples.")
+            st.caption(f"⚠ {view.DEMO_LABEL}: it knows only its demo examples.")
         st.button("New conversation", on_click=_new_conversation, width="stretch")
         st.caption(f"Thread `{st.session_state.thread_id}`")
     return str(model or "")

@@ -30,7 +30,7 @@ NO_MODEL_HELP = (
     "provider's API key before `make app` (for example `SEA_MODEL=openai:gpt-4.1-mini` and `OPENAI_API_KEY=...`; "
     "`anthropic:...` with `ANTHROPIC_API_KEY`, `ollama:...`, or an OpenAI-compatible server with "
     "`SEA_MODEL_BASE_URL`), or choose **scripted:demo** in the sidebar: the offline demo, scripted, not a real "
-    "model, which knows only its three seed examples."
+    "model, which knows only its demo examples (one or more per route)."
 )
 
 

@@ -151,10 +151,14 @@ def test_line(event: ev.TestResult) -> tuple[str, bool]:
 
 
 def decision_line(event: ev.Decision) -> str:
-    """The decide step's choice with its reason."""
-    verb = f"Reuse {event.choice}" if event.choice else "Create a new tool"
-    asked = "" if event.asked_model else " (the library's signal alone; the model was not asked)"
-    return f"{verb}: {event.reason}{asked}" if event.reason else f"{verb}{asked}"
+    """The turn's first decision: its route (and, for compute, the tool reused or a new one), with its reason."""
+    if event.route == "compute":
+        verb = f"Reuse {event.choice}" if event.choice else "Create a new tool"
+    else:
+        verb = {"chat": "Answer directly", "clarify": "Ask a question", "decline": "Decline",
+                "chain": "Plan a chain"}.get(event.route, event.route)
+    text = f"Route {event.route} · {verb}"
+    return f"{text}: {event.reason}" if event.reason else text
 
 
 def tool_call_line(event: ev.ToolCall) -> str:
@@ -367,6 +371,7 @@ def _items_from_values(row: CheckpointRow) -> list[Item]:
         decision = row.values["decision"]
         event = ev.Decision(
             node="decide",
+            route=str(decision.get("route") or "compute"),
             choice=decision.get("choice"),
             reason=str(decision.get("reason") or ""),
             asked_model=bool(decision.get("asked_model")),

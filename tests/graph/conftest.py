@@ -71,7 +71,7 @@ def sea_home(tmp_path: Path, seeded_home_template: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def script() -> Iterator[MakeScript]:
-    """`script(responses=[...])` or `script(ToolChoice=[...], text=[...])`: a registered scripted model and its id."""
+    """`script(responses=[...])` or `script(TurnDecision=[...], text=[...])`: a registered scripted model and its id."""
     names: list[str] = []
 
     def make(responses: list[Any] | None = None, **by_kind: list[Any]) -> tuple[ScriptedChatModel, str]:

@@ -14,7 +14,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.builder import build_graph
 from graph.context import Context
-from graph.schemas import Implementation, Repair, TestSuite, ToolChoice
+from graph.schemas import Implementation, Repair, TestSuite, TurnDecision
 from graph.scripted import REVERSE_STRING_CODE, REVERSE_STRING_SPEC, REVERSE_STRING_TESTS, tool_call
 
 PERCENT_REQUEST = "What is 15 percent of 300?"
@@ -73,14 +73,14 @@ def last_human(messages: list[BaseMessage]) -> str:
     return str(messages[-1].content)
 
 
-def none_fits() -> ToolChoice:
-    return ToolChoice(choice=None, reason="No candidate reverses a string.")
+def none_fits() -> TurnDecision:
+    return TurnDecision(route="compute", tool=None, reason="No candidate reverses a string.")
 
 
 def reverse_script(**overrides: list[Any]) -> dict[str, list[Any]]:
     """by_kind responses that synthesize reverse_string and answer; override any kind's queue."""
     script: dict[str, list[Any]] = {
-        "ToolChoice": [none_fits()],
+        "TurnDecision": [none_fits()],
         "ToolSpec": [REVERSE_STRING_SPEC],
         "TestSuite": [TestSuite(tests=REVERSE_STRING_TESTS)],
         "Implementation": [Implementation(code=REVERSE_STRING_CODE)],

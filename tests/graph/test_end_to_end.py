@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from graph import resources
-from graph.schemas import Implementation, Repair, TestObjection, TestRevision, TestSuite, ToolChoice
+from graph.schemas import Implementation, Repair, TestObjection, TestRevision, TestSuite, TurnDecision
 from graph.scripted import REVERSE_STRING_CODE, REVERSE_STRING_TESTS, SCRIPTED_LABEL, tool_call
 from tests.graph.graph_test_helpers import (
     BUGGY_REVERSE_CODE,
@@ -33,7 +33,7 @@ def test_the_three_examples(sea_home: Path, script) -> None:
     """Reuse a seed tool, synthesize reverse_string, then reuse it without a single synthesis call."""
     # 1. "What is 15 percent of 300?" reuses the seeded calculate_percentage.
     model, model_id = script(
-        ToolChoice=[ToolChoice(choice="calculate_percentage", reason="It computes a percentage of a value.")],
+        TurnDecision=[TurnDecision(route="compute", tool="calculate_percentage", reason="It computes percentages.")],
         ToolArguments=[tool_call("ToolArguments", {"value": 300, "percent": 15})],
         text=[answer_from_result],
     )
@@ -71,7 +71,7 @@ def test_the_three_examples(sea_home: Path, script) -> None:
 
     # 3. "Reverse 'Python'" reuses it: no spec, tests or implementation prompt reaches the model.
     model, model_id = script(
-        ToolChoice=[ToolChoice(choice="reverse_string", reason="It reverses a string.")],
+        TurnDecision=[TurnDecision(route="compute", tool="reverse_string", reason="It reverses a string.")],
         ToolArguments=[tool_call("ToolArguments", {"text": "Python"})],
         text=[answer_from_result],
     )
@@ -91,7 +91,7 @@ def test_usage_is_counted_and_shown(sea_home: Path, script) -> None:
     usage = run.state["usage"]
     assert usage["calls"] == len(model.calls)
     assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
-    assert f"{usage['calls']} LLM call(s)" in run.state["answer"]
+    assert "LLM call" not in run.state["answer"]  # the usage is shown once, apart from the answer
     assert run.events_of("llm")[-1]["calls"] == usage["calls"]
 
 
@@ -220,30 +220,30 @@ def test_objection_without_revisions_left_changes_no_test(sea_home: Path, script
 
 def test_malformed_structured_output_is_retried_with_the_error(sea_home: Path, script) -> None:
     model, model_id = script(
-        ToolChoice=[
-            tool_call("ToolChoice", {"pick": "calculate_percentage"}),
-            ToolChoice(choice="calculate_percentage", reason="percentages"),
+        TurnDecision=[
+            tool_call("TurnDecision", {"pick": "calculate_percentage"}),
+            TurnDecision(route="compute", tool="calculate_percentage", reason="percentages"),
         ],
         ToolArguments=[tool_call("ToolArguments", {"value": 300, "percent": 15})],
         text=[answer_from_result],
     )
     run = run_graph(PERCENT_REQUEST, model_id)
     assert run.state["outcome"] == "answered", run.state.get("failure")
-    first, second = [c for c in model.calls if c.kind == "ToolChoice"]
+    first, second = [c for c in model.calls if c.kind == "TurnDecision"]
     assert "rejected" not in first.text
     assert "Your previous answer was rejected" in second.text and "reason" in second.text
     assert run.state["usage"]["calls"] == 4
 
 
 def test_malformed_structured_output_exhausted_fails_cleanly(sea_home: Path, script) -> None:
-    model, model_id = script(ToolChoice=[tool_call("ToolChoice", {"nonsense": 1})] * 2)
+    model, model_id = script(TurnDecision=[tool_call("TurnDecision", {"nonsense": 1})] * 2)
     run = run_graph(PERCENT_REQUEST, model_id, structured_output_retries=1)
     assert run.state["outcome"] == "error"
     assert "still invalid after 2 attempts" in run.state["answer"]
     assert "Traceback" not in run.state["answer"]
-    assert model.kinds() == ["ToolChoice", "ToolChoice"]
+    assert model.kinds() == ["TurnDecision", "TurnDecision"]
     assert run.state["usage"]["calls"] == 2  # the failed attempts are counted too
-    assert "(2 LLM call(s)" in run.state["answer"]
+    assert "LLM call" not in run.state["answer"]
 
 
 def _rate_limit() -> openai.RateLimitError:
@@ -258,14 +258,14 @@ def _server_error() -> openai.InternalServerError:
 
 def test_a_transient_api_error_is_retried(sea_home: Path, script) -> None:
     model, model_id = script(
-        ToolChoice=[_rate_limit(), ToolChoice(choice="calculate_percentage", reason="percentages")],
+        TurnDecision=[_rate_limit(), TurnDecision(route="compute", tool="calculate_percentage", reason="percentages")],
         ToolArguments=[_server_error(), tool_call("ToolArguments", {"value": 300, "percent": 15})],
         text=[answer_from_result],
     )
     run = run_graph(PERCENT_REQUEST, model_id)
     assert run.state["outcome"] == "answered", run.state.get("failure")
     assert run.state["result"]["result"] == 45
-    assert model.kinds() == ["ToolChoice", "ToolChoice", "ToolArguments", "ToolArguments", "text"]
+    assert model.kinds() == ["TurnDecision", "TurnDecision", "ToolArguments", "ToolArguments", "text"]
 
 
 def test_transient_api_errors_exhausted_fail_cleanly(sea_home: Path, script, monkeypatch) -> None:
@@ -273,16 +273,18 @@ def test_transient_api_errors_exhausted_fail_cleanly(sea_home: Path, script, mon
 
     monkeypatch.setenv("SEA_API_RETRIES", "2")
     get_settings.cache_clear()
-    model, model_id = script(ToolChoice=[_server_error(), _server_error(), ToolChoice(choice=None, reason="x")])
+    model, model_id = script(
+        TurnDecision=[_server_error(), _server_error(), TurnDecision(route="compute", tool=None, reason="x")]
+    )
     run = run_graph(PERCENT_REQUEST, model_id)
     assert run.state["outcome"] == "error"
     assert "model API kept failing" in run.state["answer"]
-    assert model.kinds() == ["ToolChoice", "ToolChoice"]
+    assert model.kinds() == ["TurnDecision", "TurnDecision"]
 
 
 def test_wrong_arguments_give_a_clear_message(sea_home: Path, script) -> None:
     model, model_id = script(
-        ToolChoice=[ToolChoice(choice="calculate_percentage", reason="percentages")],
+        TurnDecision=[TurnDecision(route="compute", tool="calculate_percentage", reason="percentages")],
         ToolArguments=[tool_call("ToolArguments", {"value": "three hundred"})] * 3,
     )
     run = run_graph(PERCENT_REQUEST, model_id)
@@ -323,12 +325,12 @@ def test_the_offline_demo_knows_the_three_examples_and_says_it_is_scripted(sea_h
     assert "nohtyP" in answers[PYTHON_REQUEST]
     other = run_graph("What's the weather in Paris?", "scripted:demo")
     assert other.state["outcome"] == "error"
-    assert "only knows its three examples" in other.state["answer"]
+    assert "only knows its demo examples" in other.state["answer"]
 
 
 def test_a_thread_continues_with_its_history(sea_home: Path, script) -> None:
     model, model_id = script(
-        ToolChoice=[ToolChoice(choice="calculate_percentage", reason="percentages")] * 2,
+        TurnDecision=[TurnDecision(route="compute", tool="calculate_percentage", reason="percentages")] * 2,
         ToolArguments=[tool_call("ToolArguments", {"value": 300, "percent": 15})] * 2,
         text=[answer_from_result] * 2,
     )
@@ -345,7 +347,7 @@ def test_a_missing_sandbox_image_ends_the_run_with_its_one_sentence(sea_home: Pa
     from sea.settings import Settings
 
     model, model_id = script(
-        ToolChoice=[ToolChoice(choice="calculate_percentage", reason="percentages")],
+        TurnDecision=[TurnDecision(route="compute", tool="calculate_percentage", reason="percentages")],
         ToolArguments=[tool_call("ToolArguments", {"value": 300, "percent": 15})],
     )
     missing = Sandbox(Settings(sandbox_image="sea-sandbox:does-not-exist"))

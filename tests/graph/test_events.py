@@ -78,7 +78,7 @@ def test_every_node_starts_and_finishes_in_order(synthesis_run: RecordedRun) -> 
 def test_node_summaries_say_what_each_step_did(synthesis_run: RecordedRun) -> None:
     summaries = {e.node: e.summary for e in _of(synthesis_run["events"], ev.NodeFinished)}
     assert "candidate" in summaries["retrieve"]
-    assert summaries["decide"].startswith("create a new tool")
+    assert summaries["decide"].startswith("route compute: create a new tool — ")
     assert "def reverse_string(text: str) -> str" in summaries["spec"]
     assert summaries["write_tests"] == "4 test(s) written"
     assert summaries["red_phase"] == "red phase ok: all 4 test(s) fail on the stub"

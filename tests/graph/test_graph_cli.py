@@ -135,7 +135,7 @@ def test_a_failed_run_is_told_plainly_with_exit_code_1(sea_home: Path) -> None:
     result = run_cli(sea_home, "ask", "What's the weather in Paris?", *DEMO)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert "only knows its three examples" in result.stdout  # the demo says what it can do, in the answer
+    assert "only knows its demo examples" in result.stdout  # the demo says what it can do, in the answer
     assert "✗ decide: ScriptedModelError: The scripted demo model only knows" in result.stderr
     assert "✓ error_handler: error: The decide step failed" in result.stderr
     assert _started(result.stderr)[-1] == "respond"
@@ -170,3 +170,22 @@ def test_ask_on_a_thread_with_an_unfinished_run_says_so(sea_home: Path) -> None:
     assert main(["ask", PERCENT_REQUEST, "--thread", thread, *DEMO], out=out, err=err) == 0, err.getvalue()
     assert f"note: thread {thread} had an unfinished run (next: execute)" in err.getvalue()
     assert "45" in out.getvalue()
+
+
+@pytest.mark.docker
+def test_the_route_is_shown_and_the_usage_line_appears_once(sea_home: Path) -> None:
+    from graph.scripted import DEMO_CHAT, DEMO_DECLINE
+
+    decline = run_cli(sea_home, "ask", DEMO_DECLINE, *DEMO)
+    assert decline.returncode == 0, decline.stderr
+    assert "◆ route decline — [scripted demo model] A forecast needs live weather data." in decline.stderr
+    assert "I can't know tomorrow's weather" in decline.stdout
+    assert _started(decline.stderr) == ["retrieve", "decide", "respond"]
+    assert _usage(decline.stdout)[0] == 1
+    assert decline.stdout.count("LLM") == 1 and "LLM call" not in decline.stdout  # once, below the answer
+
+    chat = run_cli(sea_home, "ask", DEMO_CHAT, *DEMO)
+    assert chat.returncode == 0, chat.stderr
+    assert "◆ route chat — " in chat.stderr and "word_count" in chat.stdout
+    percent = run_cli(sea_home, "ask", PERCENT_REQUEST, *DEMO)
+    assert "◆ route compute: reuse calculate_percentage — " in percent.stderr

@@ -13,8 +13,8 @@ from graph.models import ModelNotConfiguredError, get_chat_model
 from graph.schemas import (
     Parameter,
     Returns,
-    ToolChoice,
     ToolSpec,
+    TurnDecision,
     WorkedExample,
     argument_problems,
     parameters_schema_of,
@@ -108,7 +108,7 @@ def test_the_demo_labels_its_answers_and_refuses_other_requests() -> None:
     demo = DemoChatModel()
     text = demo.invoke([HumanMessage("User request: Reverse 'Python'\nResult (JSON): \"nohtyP\"")]).content
     assert text.startswith(SCRIPTED_LABEL) and "nohtyP" in text
-    with pytest.raises(ScriptedModelError, match="only knows its three examples"):
+    with pytest.raises(ScriptedModelError, match="only knows its demo examples"):
         demo.invoke([HumanMessage("User request: What's the weather?")])
 
 
@@ -116,25 +116,27 @@ def test_the_demo_labels_its_answers_and_refuses_other_requests() -> None:
 
 
 def test_scripted_model_answers_in_order_and_records_calls() -> None:
-    model = ScriptedChatModel(responses=[ToolChoice(choice="a", reason="r"), "plain"])
-    parsed = model.with_structured_output(ToolChoice).invoke("pick")
-    assert parsed == ToolChoice(choice="a", reason="r")
+    model = ScriptedChatModel(responses=[TurnDecision(route="compute", tool="a", reason="r"), "plain"])
+    parsed = model.with_structured_output(TurnDecision).invoke("pick")
+    assert parsed == TurnDecision(route="compute", tool="a", reason="r")
     assert model.invoke("say").content == "plain"
-    assert model.kinds() == ["ToolChoice", "text"]
+    assert model.kinds() == ["TurnDecision", "text"]
     with pytest.raises(ScriptedModelError, match="no response left"):
         model.invoke("more")
 
 
 def test_scripted_model_refuses_a_response_of_the_wrong_kind() -> None:
-    model = ScriptedChatModel(responses=[ToolChoice(choice="a", reason="r")])
+    model = ScriptedChatModel(responses=[TurnDecision(route="compute", tool="a", reason="r")])
     with pytest.raises(ScriptedModelError, match="asked for ToolSpec"):
         model.with_structured_output(ToolSpec).invoke("spec")
 
 
 def test_scripted_model_by_kind_queues() -> None:
-    model = ScriptedChatModel(by_kind={"text": ["one", "two"], "ToolChoice": [ToolChoice(choice=None, reason="x")]})
+    model = ScriptedChatModel(
+        by_kind={"text": ["one", "two"], "TurnDecision": [TurnDecision(route="compute", tool=None, reason="x")]}
+    )
     assert model.invoke("a").content == "one"
-    assert model.with_structured_output(ToolChoice).invoke("b").choice is None
+    assert model.with_structured_output(TurnDecision).invoke("b").tool is None
     assert model.invoke("c").content == "two"
     assert model.remaining == 0
 
@@ -153,36 +155,42 @@ def test_scripted_model_raises_injected_errors_and_estimates_tokens() -> None:
 
 def test_malformed_output_is_fed_back_then_accepted() -> None:
     model = ScriptedChatModel(
-        responses=[tool_call("ToolChoice", {"choice": 5}), ToolChoice(choice="tool_a", reason="fits")]
+        responses=[
+            tool_call("TurnDecision", {"route": 5}),
+            TurnDecision(route="compute", tool="tool_a", reason="fits"),
+        ]
     )
-    parsed, usage = call_structured(model, ToolChoice, [HumanMessage("pick")], usage=None, retries=2)
-    assert parsed.choice == "tool_a"
+    parsed, usage = call_structured(model, TurnDecision, [HumanMessage("pick")], usage=None, retries=2)
+    assert parsed.tool == "tool_a"
     assert usage["calls"] == 2
     retry_prompt = model.calls[1].text
     assert "Your previous answer was rejected" in retry_prompt
-    assert "choice" in retry_prompt and "reason" in retry_prompt  # the validation errors
-    assert '"choice": 5' in retry_prompt  # the previous answer
+    assert "route" in retry_prompt and "reason" in retry_prompt  # the validation errors
+    assert '"route": 5' in retry_prompt  # the previous answer
 
 
 def test_a_check_failure_is_fed_back_like_a_schema_error() -> None:
     model = ScriptedChatModel(
-        responses=[ToolChoice(choice="made_up", reason="x"), ToolChoice(choice="real", reason="y")]
+        responses=[
+            TurnDecision(route="compute", tool="made_up", reason="x"),
+            TurnDecision(route="compute", tool="real", reason="y"),
+        ]
     )
 
-    def check(choice: ToolChoice) -> list[str]:
-        return [] if choice.choice == "real" else ["'made_up' is not a candidate"]
+    def check(choice: TurnDecision) -> list[str]:
+        return [] if choice.tool == "real" else ["'made_up' is not a candidate"]
 
-    parsed, _ = call_structured(model, ToolChoice, [HumanMessage("pick")], usage=None, retries=1, check=check)
-    assert parsed.choice == "real"
+    parsed, _ = call_structured(model, TurnDecision, [HumanMessage("pick")], usage=None, retries=1, check=check)
+    assert parsed.tool == "real"
     assert "'made_up' is not a candidate" in model.calls[1].text
 
 
 def test_malformed_output_exhausted_raises_a_clear_error() -> None:
-    model = ScriptedChatModel(responses=["no tool call at all", tool_call("ToolChoice", {})])
+    model = ScriptedChatModel(responses=["no tool call at all", tool_call("TurnDecision", {})])
     with pytest.raises(StructuredOutputError, match="still invalid after 2 attempts") as info:
-        call_structured(model, ToolChoice, [HumanMessage("pick")], usage=None, retries=1)
+        call_structured(model, TurnDecision, [HumanMessage("pick")], usage=None, retries=1)
     assert len(model.calls) == 2
-    assert info.value.problems == ["choice: Field required", "reason: Field required"]
+    assert info.value.problems == ["route: Field required", "reason: Field required"]
 
 
 def test_usage_adds_up() -> None:

@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 import nodes
 from graph import resources
 from graph.context import Context
-from graph.schemas import Implementation, Repair, TestObjection, TestRevision, TestSuite, ToolChoice
+from graph.schemas import Implementation, Repair, TestObjection, TestRevision, TestSuite, TurnDecision
 from graph.scripted import REVERSE_STRING_CODE, REVERSE_STRING_SPEC, REVERSE_STRING_TESTS, tool_call
 from graph.state import turn_reset
 from graph.structured import StructuredOutputError
@@ -49,23 +49,28 @@ def test_retrieve_refuses_an_empty_request(sea_home: Path) -> None:
     assert update["outcome"] == "error" and update["failure"].startswith("The request is empty")
 
 
-def test_decide_below_the_floor_does_not_ask_the_model(sea_home: Path, script) -> None:
-    model, model_id = script()
+def test_decide_below_the_floor_offers_no_candidate(sea_home: Path, script) -> None:
+    """Below the library's floor no tool is offered for reuse: a tool name is refused, a new tool is engineered."""
+    model, model_id = script(
+        TurnDecision=[
+            TurnDecision(route="compute", tool="a", reason="?"),
+            TurnDecision(route="compute", tool=None, reason="Nothing close: build one."),
+        ]
+    )
     state = {"request": "x", "candidates": [{"name": "a"}], "library_signal": {"above_floor": False, "reason": "low"}}
     update = nodes.decide(state, runtime(model_id))
-    assert update["decision"] == {
-        "choice": None,
-        "reason": "No tool in the library is close enough to consider (low).",
-        "asked_model": False,
-    }
-    assert model.calls == []
+    assert update["decision"]["route"] == "compute" and update["decision"]["choice"] is None
+    assert update["decision"]["reason"] == "Nothing close: build one."
+    assert "(none: no library tool is close" in model.calls[0].text
+    assert "'a' is not a candidate (there are none)" in model.calls[1].text
+    assert "tool" not in update and "outcome" not in update
 
 
 def test_decide_picks_a_candidate_and_loads_the_tool(sea_home: Path, script) -> None:
     model, model_id = script(
-        ToolChoice=[
-            ToolChoice(choice="not_offered", reason="?"),
-            ToolChoice(choice="calculate_percentage", reason="It computes percentages."),
+        TurnDecision=[
+            TurnDecision(route="compute", tool="not_offered", reason="?"),
+            TurnDecision(route="compute", tool="calculate_percentage", reason="It computes percentages."),
         ]
     )
     state = nodes.retrieve({"request": PERCENT_REQUEST}, runtime())
@@ -359,9 +364,9 @@ def test_respond_reports_a_failure_without_the_model(sea_home: Path, script) -> 
     model, model_id = script()
     state = {"request": "x", "outcome": "gave_up", "failure": "I could not build it.", "usage": None}
     update = nodes.respond(state, runtime(model_id))
-    assert update["answer"] == "I could not build it.\n\n(0 LLM call(s), 0 input + 0 output tokens)"
+    assert update["answer"] == "I could not build it."  # the usage is in update["usage"], shown apart once
     assert update["outcome"] == "gave_up" and model.calls == []
-    assert update["history"] == [{"request": "x", "answer": "I could not build it."}]
+    assert update["history"] == [{"request": "x", "answer": "I could not build it.", "route": "", "tool": ""}]
 
 
 def test_respond_answers_from_the_result(sea_home: Path, script) -> None:
@@ -375,8 +380,8 @@ def test_respond_answers_from_the_result(sea_home: Path, script) -> None:
         "usage": {"calls": 2, "input_tokens": 10, "output_tokens": 5},
     }
     update = nodes.respond(state, runtime(model_id))
-    assert update["answer"].startswith("The answer is 45.0.")
-    assert update["usage"]["calls"] == 3 and "(3 LLM call(s)" in update["answer"]
+    assert update["answer"] == "The answer is 45.0."
+    assert update["usage"]["calls"] == 3 and "LLM call" not in update["answer"]
 
 
 def test_register_uses_an_existing_twin_instead_of_a_duplicate(sea_home: Path) -> None:

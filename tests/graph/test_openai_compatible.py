@@ -89,12 +89,17 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         server.server.server_close()
 
 
+def _decision(tool: str | None, reason: str) -> dict[str, object]:
+    """A compute decision as the API returns it (strict mode: every field present)."""
+    return {"route": "compute", "reason": reason, "tool": tool, "reply": None, "show_tool": None, "steps": []}
+
+
 def test_a_real_openai_client_runs_the_graph(sea_home: Path, fake_openai) -> None:
     server = fake_openai(
         {
-            "ToolChoice": [
+            "TurnDecision": [
                 (429, "Rate limit reached"),
-                (200, json.dumps({"choice": "calculate_percentage", "reason": "It computes percentages."})),
+                (200, json.dumps(_decision("calculate_percentage", "It computes percentages."))),
             ],
             "ToolArguments": [
                 (200, '{"value": 300, "percent": '),  # cut-off JSON: the real parser fails, the error is fed back
@@ -107,10 +112,12 @@ def test_a_real_openai_client_runs_the_graph(sea_home: Path, fake_openai) -> Non
     assert run.state["outcome"] == "answered", run.state.get("failure")
     assert run.state["result"]["result"] == 45
     assert run.state["answer"].startswith("15 percent of 300 is 45.")
-    assert server.kinds() == ["ToolChoice", "ToolChoice", "ToolArguments", "ToolArguments", "text"]
+    assert server.kinds() == ["TurnDecision", "TurnDecision", "ToolArguments", "ToolArguments", "text"]
     # The structured requests carry the schema the provider enforces.
     decide_request = server.requests[1]
-    assert decide_request["response_format"]["json_schema"]["schema"]["required"] == ["choice", "reason"]
+    assert decide_request["response_format"]["json_schema"]["schema"]["required"] == [
+        "route", "reason", "tool", "reply", "show_tool", "steps"
+    ]
     assert decide_request["model"] == "gpt-4.1-mini" and decide_request["temperature"] == 0.0
     feedback = server.requests[3]["messages"][-1]["content"]
     assert "Your previous answer was rejected" in feedback
@@ -125,7 +132,7 @@ def test_a_provider_that_keeps_failing_ends_the_run_cleanly(sea_home: Path, fake
 
     monkeypatch.setenv("SEA_API_RETRIES", "1")
     get_settings.cache_clear()
-    server = fake_openai({"ToolChoice": [(503, "overloaded")] * 3})  # the client's own 2 retries, then ours: none
+    server = fake_openai({"TurnDecision": [(503, "overloaded")] * 3})  # the client's own 2 retries, then ours: none
     run = run_graph(PERCENT_REQUEST, "openai:gpt-4.1-mini", model_base_url=server.url)
     assert run.state["outcome"] == "error"
     assert run.state["answer"].startswith("The decide step failed: the model API kept failing")
@@ -139,7 +146,7 @@ def test_a_real_openai_client_synthesizes_a_tool(sea_home: Path, fake_openai) ->
 
     server = fake_openai(
         {
-            "ToolChoice": [(200, json.dumps({"choice": None, "reason": "Nothing here reverses text."}))],
+            "TurnDecision": [(200, json.dumps(_decision(None, "Nothing here reverses text.")))],
             "ToolSpec": [(200, REVERSE_STRING_SPEC.model_dump_json())],
             "TestSuite": [(200, json.dumps({"tests": REVERSE_STRING_TESTS}))],
             "Implementation": [(200, json.dumps({"code": REVERSE_STRING_CODE}))],

@@ -145,7 +145,7 @@ def test_a_failed_run_shows_the_honest_failure(demo_home: Path) -> None:
     states = {s.label.split(" — ")[0]: s.state for s in at.status}
     assert states["decide"] == "error" and states["respond"] == "complete"
     failure = "\n".join(e.value for e in assistant_messages(at)[-1].error)
-    assert "The decide step failed" in failure and "only knows its three examples" in failure
+    assert "The decide step failed" in failure and "only knows its demo examples" in failure
 
 
 def test_new_conversation_and_empty_requests(demo_home: Path) -> None:
@@ -301,3 +301,18 @@ def test_a_bad_setting_is_one_clear_message(demo_home: Path, monkeypatch: pytest
     assert any("SEA_MAX_REPAIRS" in e.value for e in at.error)
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+def test_the_route_shows_in_the_trace_and_a_decline_builds_nothing(demo_home: Path) -> None:
+    from graph.scripted import DEMO_DECLINE
+
+    at = new_app()
+    tools_before = [e.label for e in at.sidebar.expander if " v" in e.label]
+    ask(at, DEMO_DECLINE)
+    assert not at.exception
+    assert nodes_of(at) == ["retrieve", "decide", "respond"]
+    assert "Route decline · Decline" in texts(at.status[1])  # the decision, with its reason
+    answer = texts(assistant_messages(at)[-1])
+    assert "I can't know tomorrow's weather" in answer
+    assert answer.count("1 LLM call ·") == 1  # the usage once, as a caption
+    assert [e.label for e in at.sidebar.expander if " v" in e.label] == tools_before

@@ -127,7 +127,7 @@ def test_a_failed_run_is_an_honest_failure(graph: Any) -> None:
     _thread, turn, _ = _run(graph, "What's the weather in Paris?")
     assert view.answer_style(turn) == "failure"
     assert turn.outcome == "error"
-    assert "only knows its three examples" in turn.answer
+    assert "only knows its demo examples" in turn.answer
     decide = next(s for s in turn.steps if s.node == "decide")
     assert decide.state == "error"
     assert decide.label.startswith("decide — ScriptedModelError")
