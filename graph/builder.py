@@ -18,6 +18,7 @@ from graph.errors import handle_node_error
 from graph.state import InputState, State
 from graph.structured import is_transient_api_error
 from nodes import (
+    clarify,
     decide,
     execute,
     implement,
@@ -63,6 +64,7 @@ def make_builder() -> StateGraph:
     sg.set_node_defaults(error_handler=handle_node_error)
     sg.add_node("retrieve", retrieve, retry_policy=retry)
     sg.add_node("decide", decide, retry_policy=retry)
+    sg.add_node("clarify", clarify)
     sg.add_node("spec", spec, retry_policy=retry)
     sg.add_node("write_tests", write_tests, retry_policy=retry)
     sg.add_node("red_phase", red_phase, retry_policy=retry)
@@ -77,6 +79,7 @@ def make_builder() -> StateGraph:
     sg.add_edge(START, "retrieve")
     sg.add_conditional_edges("retrieve", routing.after_retrieve)
     sg.add_conditional_edges("decide", routing.after_decide)
+    sg.add_edge("clarify", "decide")
     sg.add_edge("spec", "write_tests")
     sg.add_edge("write_tests", "red_phase")
     sg.add_conditional_edges("red_phase", routing.after_red_phase)

@@ -5,10 +5,12 @@
     python -m graph runs show THREAD
     python -m graph runs replay THREAD CHECKPOINT [--model provider:model]
     python -m graph runs fork THREAD CHECKPOINT --set key=value [--set ...] [--model provider:model]
-    python -m graph runs resume THREAD [--model provider:model]
+    python -m graph runs resume THREAD [--answer TEXT] [--model provider:model]
 
-Live progress goes to stderr, the answer and the usage line to stdout. Exit codes: 0 done, 1 the run failed,
-2 bad input or configuration, 130 interrupted. Errors are one line, never a traceback.
+Live progress goes to stderr, the answer and the usage line to stdout. When the run asks a question (the clarify
+route), `ask` prompts for the answer on the terminal and resumes the same run; without a terminal it prints the
+question and how to answer it (`runs resume THREAD --answer TEXT`). Exit codes: 0 done (or waiting for an
+answer), 1 the run failed, 2 bad input or configuration, 130 interrupted. Errors are one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -88,18 +90,23 @@ class Renderer:
         elif isinstance(event, ev.Decision):
             self._line(f"  ◆ route {ev.decision_text(event.model_dump())}")
         elif isinstance(event, ev.Interrupted):
-            self._line(f"⏸ interrupted: {json.dumps(event.value, default=str)}")
+            self._line(f"⏸ question: {ev.question_of(event.value)}")
         elif isinstance(event, ev.Answer):
             self.answer = event
         elif isinstance(event, ev.CustomEvent):
             self._line(f"  · {event.event}: {json.dumps(event.data, default=str)}")
         # Usage and Token events are covered by the node summaries and the final usage line.
 
-    def finish(self, values: dict[str, Any], thread_id: str, unfinished: list[str]) -> None:
+    def finish(
+        self, values: dict[str, Any], thread_id: str, unfinished: list[str], interrupts: list[Any] | None = None
+    ) -> None:
         """Print the answer, what failed if anything, the usage, and how to continue."""
         answer = str(values.get("answer") or (self.answer.text if self.answer else ""))
         print(file=self.out)
-        if unfinished:
+        if interrupts:
+            print(f"Question: {ev.question_of(interrupts[0])}", file=self.out)
+            print(f"Answer it with: python -m graph runs resume {thread_id} --answer TEXT", file=self.out)
+        elif unfinished:
             print(f"The run stopped before {', '.join(unfinished)}; resume it with: "
                   f"python -m graph runs resume {thread_id}", file=self.out)
         elif answer:
@@ -165,12 +172,22 @@ def _run(
     config: dict[str, Any],
     context: Any,
     renderer: Renderer,
+    ask_user: Callable[[str], str | None] | None = None,
 ) -> int:
-    from graph.runs import stream_run
+    """Stream a run; while it waits on a question and `ask_user` gets an answer, resume it with that answer."""
+    from langgraph.types import Command
+
+    from graph.runs import question_of, stream_run
 
     thread_id = config["configurable"]["thread_id"]
     try:
         result = stream_run(graph, graph_input, config, context=context, on_event=renderer)
+        while result.interrupts and ask_user is not None:
+            answer = ask_user(question_of(result.interrupts[0]))
+            if answer is None or not answer.strip():
+                break  # no answer: the run waits; `runs resume THREAD --answer TEXT` continues it
+            result = stream_run(graph, Command(resume=answer.strip()), result.config, context=context,
+                                on_event=renderer)
     except KeyboardInterrupt:
         print(f"\nInterrupted; resume with: python -m graph runs resume {thread_id}", file=renderer.progress)
         return EXIT_INTERRUPTED
@@ -182,8 +199,24 @@ def _run(
             f"python -m graph runs resume {thread_id})",
             EXIT_FAILED,
         ) from None
-    renderer.finish(result.values, thread_id, result.next)
+    renderer.finish(result.values, thread_id, result.next, result.interrupts)
+    if result.interrupts:
+        return EXIT_OK
     return EXIT_FAILED if result.values.get("outcome") == "error" else EXIT_OK
+
+
+def _terminal_asker(stdin: TextIO, err: TextIO) -> Callable[[str], str | None] | None:
+    """Asks a run's question on the terminal (None when stdin is not one: the question is printed instead)."""
+    if not stdin.isatty():
+        return None
+
+    def ask(question: str) -> str | None:
+        print(f"? {question}", file=err, flush=True)
+        print("> ", end="", file=err, flush=True)
+        line = stdin.readline()
+        return line.rstrip("\n") if line else None
+
+    return ask
 
 
 def _errors_as_cli_errors(action: Callable[[], int]) -> int:
@@ -231,14 +264,26 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     renderer = Renderer(err, out, show_code=args.show_code)
 
     def action() -> int:
+        from langgraph.types import Command
+
+        from graph.runs import pending_interrupts, question_of
+
         with _graph() as graph:
-            if args.thread and (pending := list(graph.get_state(thread_config(thread_id)).next)):
+            snapshot = graph.get_state(thread_config(thread_id)) if args.thread else None
+            waiting = pending_interrupts(snapshot) if snapshot is not None else []
+            if waiting:  # the thread's run asked a question: this message is its answer, as in the app
+                print(f"note: answering the question thread {thread_id} is waiting on: {question_of(waiting[0])}",
+                      file=err)
+                return _run(graph, Command(resume=request), thread_config(thread_id), context, renderer,
+                            ask_user=_terminal_asker(args.stdin, err))
+            if snapshot is not None and (pending := list(snapshot.next)):
                 print(
                     f"note: thread {thread_id} had an unfinished run (next: {', '.join(pending)}); this request "
                     f"starts a new one (`runs resume {thread_id}` would have continued it)",
                     file=err,
                 )
-            return _run(graph, {"request": request}, thread_config(thread_id), context, renderer)
+            return _run(graph, {"request": request}, thread_config(thread_id), context, renderer,
+                        ask_user=_terminal_asker(args.stdin, err))
 
     return _errors_as_cli_errors(action)
 
@@ -327,11 +372,15 @@ def cmd_runs_resume(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     context = _context(args.model)
 
+    from langgraph.types import Command
+
     def action() -> int:
         with _graph() as graph:
-            config = resume_config(graph, args.thread)
+            config = resume_config(graph, args.thread, answer=args.answer)
             print(f"resuming thread {args.thread}", file=err)
-            return _run(graph, None, config, context, Renderer(err, out, show_code=args.show_code))
+            graph_input = Command(resume=args.answer.strip()) if args.answer is not None else None
+            return _run(graph, graph_input, config, context, Renderer(err, out, show_code=args.show_code),
+                        ask_user=_terminal_asker(args.stdin, err))
 
     return _errors_as_cli_errors(action)
 
@@ -384,16 +433,24 @@ def build_parser() -> argparse.ArgumentParser:
     fork.set_defaults(handler=cmd_runs_fork)
     resume = runs_commands.add_parser("resume", help="continue a thread's unfinished run from its last checkpoint")
     resume.add_argument("thread")
+    resume.add_argument("--answer", help="the answer to the question the run is waiting on (the clarify route)")
     model_option(resume)
     resume.set_defaults(handler=cmd_runs_resume)
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run the CLI; returns the exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    """Run the CLI; returns the exit code. A run's question is asked on `stdin` when it is a terminal."""
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
+    args.stdin = stdin or sys.stdin
     root = logging.getLogger()
     if not root.handlers:  # leave an embedding program's (or pytest's) logging alone
         level = logging.INFO if args.verbose else logging.ERROR

@@ -26,6 +26,7 @@ class Context:
     max_repairs: int = _setting("max_repairs")
     max_test_revisions: int = _setting("max_test_revisions")
     max_test_rewrites: int = _setting("max_test_rewrites")
+    max_clarifications: int = _setting("max_clarifications")
     retrieve_k: int = _setting("retrieve_k")
     structured_output_retries: int = _setting("structured_output_retries")
 

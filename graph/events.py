@@ -319,6 +319,13 @@ def _short(text: Any, width: int = SUMMARY_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+def question_of(value: Any) -> str:
+    """The question an interrupt asks (clarify's payload is `{"question", ...}`), as one line of text."""
+    if isinstance(value, Mapping) and value.get("question"):
+        return str(value["question"])
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def decision_text(decision: Mapping[str, Any]) -> str:
     """`compute: reuse calculate_percentage — why`, `decline — why`: the route, the tool for compute, the reason."""
     route = str(decision.get("route") or "compute")
@@ -363,6 +370,8 @@ def summarize_update(node: str, update: Mapping[str, Any]) -> str:
             parts.append("no candidates in the library")
     if decision := update.get("decision"):
         parts.append(f"route {decision_text(decision)}")
+    if asked := update.get("clarifications"):
+        parts.append(f"asked {question_of(asked[-1])!r}, answered {asked[-1].get('answer', '')!r}")
     if spec := update.get("spec"):
         parts.append(f"spec {spec.get('signature') or spec.get('name', '')}")
     if update.get("tests"):

@@ -17,11 +17,16 @@ def after_retrieve(state: State) -> Literal["decide", "respond"]:
     return "respond" if _failed(state) else "decide"
 
 
-def after_decide(state: State) -> Literal["execute", "spec", "respond"]:
-    """compute: a chosen tool runs, otherwise a new tool is engineered; chat, decline, clarify and chain are
-    answered by respond from the decision itself (nothing is built)."""
+def after_decide(state: State) -> Literal["execute", "spec", "clarify", "respond"]:
+    """compute: a chosen tool runs, otherwise a new tool is engineered; clarify asks its question (unless the
+    questions are used up); chat, decline and chain are answered by respond from the decision (nothing built)."""
     decision = state.get("decision") or {}
-    if _failed(state) or decision.get("route", "compute") != "compute":
+    route = decision.get("route", "compute")
+    if _failed(state) or state.get("outcome"):
+        return "respond"
+    if route == "clarify":
+        return "clarify"
+    if route != "compute":
         return "respond"
     return "execute" if decision.get("choice") else "spec"
 

@@ -24,7 +24,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 from pydantic import TypeAdapter, ValidationError
 
-from graph.events import STREAM_MODES, ViewEvent, display_node, map_chunk, summarize_update
+from graph.events import STREAM_MODES, ViewEvent, display_node, map_chunk, question_of, summarize_update
 
 Durability = Literal["sync", "async", "exit"]
 
@@ -68,6 +68,7 @@ class RunResult:
     config: RunnableConfig
     next: list[str]
     events: list[ViewEvent] = field(default_factory=list)
+    interrupts: list[Any] = field(default_factory=list)  # the values of interrupts waiting for an answer
 
     @property
     def finished(self) -> bool:
@@ -322,11 +323,21 @@ def fork(graph: Pregel, thread_id: str, checkpoint_id: str, values: Mapping[str,
     return graph.update_state(snapshot.config, checked, as_node=as_node)
 
 
-def resume_config(graph: Pregel, thread_id: str) -> RunnableConfig:
-    """The config to continue a thread's unfinished run from its last checkpoint."""
+def resume_config(graph: Pregel, thread_id: str, *, answer: str | None = None) -> RunnableConfig:
+    """The config to continue a thread's unfinished run from its last checkpoint. A run waiting on a question
+    needs its `answer` (resume it with `Command(resume=answer)`); an answer for a run that asks nothing is refused."""
     snapshot = _history(graph, thread_id)[0]
     if not snapshot.next:
         raise RunsError(f"Thread {thread_id!r} has no unfinished run to resume; its last run ended.")
+    waiting = pending_interrupts(graph.get_state(thread_config(thread_id)))
+    if waiting and answer is None:
+        raise RunsError(
+            f"Thread {thread_id!r} is waiting for an answer to: {question_of(waiting[0])} Give it with --answer TEXT."
+        )
+    if answer is not None and not waiting:
+        raise RunsError(f"Thread {thread_id!r} asks no question, so --answer has nothing to answer.")
+    if answer is not None and not answer.strip():
+        raise RunsError("The answer is empty; say the value the question asks for.")
     return thread_config(thread_id)
 
 
@@ -352,7 +363,19 @@ def stream_run(
                 on_event(event)
     thread_id = config["configurable"]["thread_id"]
     snapshot = graph.get_state(thread_config(thread_id))
-    return RunResult(values=dict(snapshot.values), config=snapshot.config, next=list(snapshot.next), events=events)
+    return RunResult(
+        values=dict(snapshot.values),
+        config=snapshot.config,
+        next=list(snapshot.next),
+        events=events,
+        interrupts=pending_interrupts(snapshot),
+    )
+
+
+def pending_interrupts(snapshot: StateSnapshot) -> list[Any]:
+    """The values of the interrupts a thread's last checkpoint waits on (`tasks[*].interrupts`)."""
+    return [getattr(item, "value", item) for task in (snapshot.tasks or ()) for item in (task.interrupts or ())]
+
 
 
 def _stream(

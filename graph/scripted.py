@@ -187,8 +187,10 @@ DEMO_REQUESTS = (
     "Reverse 'Python'",  # compute: reuse what was engineered
     "Hi there! What can you do for me?",  # chat: answered from the real library listing
     "What's the weather going to be like in Chicago tomorrow afternoon?",  # decline: live outside data
+    "Convert the temperature to Fahrenheit",  # clarify: which temperature? then reuse celsius_to_fahrenheit
 )
-DEMO_CHAT, DEMO_DECLINE = DEMO_REQUESTS[3], DEMO_REQUESTS[4]
+DEMO_CHAT, DEMO_DECLINE, DEMO_CLARIFY = DEMO_REQUESTS[3], DEMO_REQUESTS[4], DEMO_REQUESTS[5]
+_ANSWERED = re.compile(r"Answered: .*?(-?\d+(?:\.\d+)?)")
 _REQUEST_LINE = re.compile(r"^User request: (.+)$", re.MULTILINE)
 _CANDIDATE_LINE = re.compile(r"^- ([a-z][a-z0-9_]*)\(", re.MULTILINE)
 _LIBRARY_LINE = re.compile(r"^\* ([a-z][a-z0-9_]*)\(", re.MULTILINE)
@@ -263,6 +265,8 @@ class DemoChatModel(ScriptedChatModel):
                 return schemas.Repair(analysis=f"{SCRIPTED_LABEL} unchanged", code=REVERSE_STRING_CODE)
             return schemas.Implementation(code=REVERSE_STRING_CODE)
         if kind == "ToolArguments":
+            if request == DEMO_CLARIFY:
+                return tool_call(kind, {"celsius": _demo_number(prompt)})
             if percentage:
                 return tool_call(kind, {"value": 300, "percent": 15})
             phrase = re.search(r"'([^']*)'", request)
@@ -295,12 +299,36 @@ class DemoChatModel(ScriptedChatModel):
             )
         section = prompt.split("Candidate tools for compute:", 1)[-1].split("The library (", 1)[0]
         offered = set(_CANDIDATE_LINE.findall(section))
+        if request == DEMO_CLARIFY:
+            if _demo_number(prompt) is None:
+                return schemas.TurnDecision(
+                    route="clarify",
+                    reason=f"{SCRIPTED_LABEL} A conversion, but the request gives no temperature.",
+                    reply="Which temperature, in degrees Celsius, should I convert to Fahrenheit?",
+                )
+            if "celsius_to_fahrenheit" not in offered:
+                return schemas.TurnDecision(
+                    route="decline",
+                    reason=f"{SCRIPTED_LABEL} The demo can only reuse the seeded celsius_to_fahrenheit.",
+                    reply=f"{SCRIPTED_LABEL} The demo needs the seeded celsius_to_fahrenheit tool for this.",
+                )
+            return schemas.TurnDecision(
+                route="compute",
+                reason=f"{SCRIPTED_LABEL} The user gave the temperature; celsius_to_fahrenheit converts it.",
+                tool="celsius_to_fahrenheit",
+            )
         wanted = "calculate_percentage" if request == DEMO_REQUESTS[0] else "reverse_string"
         if wanted in offered:
             return schemas.TurnDecision(route="compute", reason=f"{SCRIPTED_LABEL} {wanted} does this.", tool=wanted)
         return schemas.TurnDecision(
             route="compute", reason=f"{SCRIPTED_LABEL} No candidate reverses a string.", tool=None
         )
+
+
+def _demo_number(prompt: str) -> float | int | None:
+    """The number in the user's latest clarification answer, as JSON would read it (25 stays an int)."""
+    found = _ANSWERED.findall(prompt)
+    return json.loads(found[-1]) if found else None
 
 
 ResponseFactory = Callable[[list[BaseMessage], str], Any]

@@ -45,6 +45,7 @@ class State(TypedDict, total=False):
     # {"route": compute|chat|clarify|decline|chain, "reason", "choice": tool name|None, "reply", "show_tool",
     #  "steps", "asked_model"}: the turn's first decision (see graph.schemas.TurnDecision)
     decision: dict[str, Any]
+    clarifications: list[dict[str, str]]  # clarify: {"question", "answer"} asked and answered in this turn
     # synthesis
     spec: dict[str, Any]  # ToolSpec dump
     tests: str  # test_tool.py
@@ -79,6 +80,7 @@ def turn_reset() -> dict[str, Any]:
         "candidates": [],
         "library_signal": {},
         "decision": {},
+        "clarifications": [],
         "spec": {},
         "tests": "",
         "test_feedback": "",

@@ -1,6 +1,7 @@
 """One node per module. Each node is a plain sync function of the state (and the runtime) returning a partial
 state update; blocking sandbox calls stay in sync nodes."""
 
+from nodes.clarify import clarify
 from nodes.decide import decide
 from nodes.execute import execute
 from nodes.implement import implement
@@ -15,6 +16,7 @@ from nodes.verify import verify
 from nodes.write_tests import write_tests
 
 __all__ = [
+    "clarify",
     "decide",
     "execute",
     "implement",

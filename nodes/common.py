@@ -21,6 +21,16 @@ def model_of(context: Context) -> BaseChatModel:
     return get_chat_model(context.model, base_url=context.model_base_url, temperature=context.model_temperature)
 
 
+def request_text(state: Any) -> str:
+    """The user's request with this turn's clarifications (questions asked and the user's answers) below it."""
+    request = str(state.get("request") or "")
+    asked = state.get("clarifications") or []
+    if not asked:
+        return request
+    lines = "\n".join(f"- Asked: {c['question']} Answered: {c['answer']}" for c in asked)
+    return f"{request}\n\nClarifications (the user's own answers):\n{lines}"
+
+
 def tool_record(manifest: Any, source: str) -> dict[str, Any]:
     """The state's view of a tool version: what execute and respond need."""
     return {

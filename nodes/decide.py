@@ -1,6 +1,7 @@
 """decide: the first decision of every turn, in one structured model call: the route (compute | chat |
 clarify | decline | chain) with its reason, and for compute the candidate tool to reuse or none (engineer one).
-chat and decline are answered by this same call (`reply`); nothing is specified, built or registered."""
+chat and decline are answered by this same call (`reply`); nothing is specified, built or registered. clarify
+goes to the clarify node, which asks the question with `interrupt()` (at most `max_clarifications` per turn)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from graph.resources import get_library
 from graph.schemas import TurnDecision
 from graph.state import State
 from graph.structured import call_structured
-from nodes.common import context_of, model_of, tool_record
+from nodes.common import context_of, model_of, request_text, tool_record
 
 LISTED_TOOLS = 40  # the library listing the model sees (chat answers from it); the rest are counted
 
@@ -52,7 +53,7 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         model_of(context),
         TurnDecision,
         prompts.decide(
-            state["request"], candidates, listed[:LISTED_TOOLS], len(listed), state.get("history") or []
+            request_text(state), candidates, listed[:LISTED_TOOLS], len(listed), state.get("history") or []
         ),
         usage=state.get("usage"),
         retries=context.structured_output_retries,
@@ -75,7 +76,11 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         update["outcome"] = "replied"
     elif choice.route == "decline":
         update["outcome"] = "declined"
-    elif choice.route == "clarify":
+    elif choice.route == "clarify" and len(state.get("clarifications") or []) >= context.max_clarifications:
+        # The questions allowed are used up: say what is still missing rather than ask forever or guess.
+        decision["reply"] = (
+            f"I still can't compute this without an answer to: {decision['reply']} Ask again with that value."
+        )
         update["outcome"] = "needs_input"
     elif choice.route == "chain":
         # Chains are not run yet: say so honestly, with the plan, and build nothing.

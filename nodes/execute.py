@@ -14,7 +14,7 @@ from graph.resources import get_library, get_sandbox_client
 from graph.schemas import argument_problems, arguments_model, validated_arguments
 from graph.state import State
 from graph.structured import StructuredOutputError, call_structured
-from nodes.common import context_of, model_of
+from nodes.common import context_of, model_of, request_text
 
 
 def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         extracted, usage = call_structured(
             model_of(context),
             arguments_schema,
-            prompts.extract_arguments(state["request"], tool, state.get("history") or []),
+            prompts.extract_arguments(request_text(state), tool, state.get("history") or []),
             usage=state.get("usage"),
             retries=context.structured_output_retries,
             check=lambda args: argument_problems(schema, args.model_dump(exclude_unset=True)),

@@ -13,7 +13,7 @@ from graph.schemas import Implementation
 from graph.state import State
 from graph.static_checks import check_tool_code
 from graph.structured import call_structured
-from nodes.common import allowed_modules, context_of, model_of, sandbox_description
+from nodes.common import allowed_modules, context_of, model_of, request_text, sandbox_description
 
 
 def implement(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def implement(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     implementation, usage = call_structured(
         model_of(context),
         Implementation,
-        prompts.implement(state["request"], spec, state["tests"], sandbox_description()),
+        prompts.implement(request_text(state), spec, state["tests"], sandbox_description()),
         usage=state.get("usage"),
         retries=context.structured_output_retries,
         check=lambda i: check_tool_code(i.code, spec["name"], spec["signature"], allowed),

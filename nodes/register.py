@@ -14,7 +14,7 @@ from graph.context import Context
 from graph.progress import emit
 from graph.resources import get_library
 from graph.state import State
-from nodes.common import context_of, tool_record
+from nodes.common import context_of, request_text, tool_record
 
 
 def register(state: State, runtime: Runtime[Context], config: RunnableConfig) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def register(state: State, runtime: Runtime[Context], config: RunnableConfig) ->
         tests=tests,
         verification=notes,
         provenance=Provenance(
-            request=state["request"],
+            request=request_text(state),
             model_id=context.model or "",
             source="synthesized",
             thread_id=(config.get("configurable") or {}).get("thread_id"),

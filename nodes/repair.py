@@ -14,7 +14,7 @@ from graph.schemas import Repair
 from graph.state import State
 from graph.static_checks import check_tool_code, test_function_names
 from graph.structured import call_structured
-from nodes.common import allowed_modules, context_of, failures_text, model_of, sandbox_description
+from nodes.common import allowed_modules, context_of, failures_text, model_of, request_text, sandbox_description
 
 
 def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def repair(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         model_of(context),
         Repair,
         prompts.repair(
-            state["request"],
+            request_text(state),
             spec,
             tests,
             state.get("code") or "",

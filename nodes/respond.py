@@ -14,7 +14,7 @@ from graph.context import Context
 from graph.resources import get_library
 from graph.state import State, empty_usage
 from graph.structured import call_text
-from nodes.common import context_of, model_of
+from nodes.common import context_of, model_of, request_text
 
 REPLY_OUTCOMES = ("replied", "declined", "needs_input")
 
@@ -52,7 +52,7 @@ def respond(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if outcome == "answered" and result.get("ok"):
         text, usage = call_text(
             model_of(context_of(runtime)),
-            prompts.respond(state["request"], state["tool"], state.get("arguments") or {}, result.get("result")),
+            prompts.respond(request_text(state), state["tool"], state.get("arguments") or {}, result.get("result")),
             usage=usage,
         )
     elif outcome in REPLY_OUTCOMES and not state.get("failure"):
@@ -63,7 +63,7 @@ def respond(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         outcome = outcome or "error"
         text = state.get("failure") or "The run ended without a result."
     entry = {
-        "request": state.get("request", ""),
+        "request": request_text(state),
         "answer": text,
         "route": str(decision.get("route") or ""),
         "tool": _history_tool(state),

@@ -16,7 +16,7 @@ from graph.schemas import TestRevision
 from graph.state import State
 from graph.static_checks import check_test_code, test_function_names
 from graph.structured import call_structured
-from nodes.common import allowed_modules, context_of, failures_text, model_of
+from nodes.common import allowed_modules, context_of, failures_text, model_of, request_text
 
 
 def _sha(text: str) -> str:
@@ -50,7 +50,7 @@ def revise_tests(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         model_of(context),
         TestRevision,
         prompts.revise_tests(
-            state["request"], spec, old_tests, failures_text(state.get("verify_report") or {}), objection
+            request_text(state), spec, old_tests, failures_text(state.get("verify_report") or {}), objection
         ),
         usage=state.get("usage"),
         retries=context.structured_output_retries,

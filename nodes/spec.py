@@ -13,7 +13,7 @@ from graph.resources import get_library
 from graph.schemas import ToolSpec, parameters_schema_of, returns_schema_of, signature_of, spec_problems
 from graph.state import State
 from graph.structured import call_structured
-from nodes.common import allowed_modules, context_of, model_of, sandbox_description
+from nodes.common import allowed_modules, context_of, model_of, request_text, sandbox_description
 
 
 def spec_record(tool_spec: ToolSpec) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     tool_spec, usage = call_structured(
         model_of(context),
         ToolSpec,
-        prompts.spec(state["request"], sandbox_description(), (state.get("decision") or {}).get("reason", "")),
+        prompts.spec(request_text(state), sandbox_description(), (state.get("decision") or {}).get("reason", "")),
         usage=state.get("usage"),
         retries=context.structured_output_retries,
         check=check,

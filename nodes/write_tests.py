@@ -13,7 +13,7 @@ from graph.schemas import TestSuite
 from graph.state import State
 from graph.static_checks import check_test_code
 from graph.structured import call_structured
-from nodes.common import allowed_modules, context_of, model_of, sandbox_description
+from nodes.common import allowed_modules, context_of, model_of, request_text, sandbox_description
 
 
 def write_tests(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def write_tests(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     suite, usage = call_structured(
         model_of(context),
         TestSuite,
-        prompts.write_tests(state["request"], spec, sandbox_description(), feedback, state.get("tests") or ""),
+        prompts.write_tests(request_text(state), spec, sandbox_description(), feedback, state.get("tests") or ""),
         usage=state.get("usage"),
         retries=context.structured_output_retries,
         check=lambda s: check_test_code(s.tests, spec["name"], allowed),

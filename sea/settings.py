@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # Graph
     max_repairs: int = Field(default=3, ge=0, le=10, description="Implementation repair attempts.")
     max_test_revisions: int = Field(default=2, ge=0, le=10, description="Recorded test revisions per run.")
+    max_clarifications: int = Field(
+        default=2, ge=0, le=10, description="Questions a turn may ask (clarify) before it says what is still missing."
+    )
     max_test_rewrites: int = Field(
         default=2, ge=0, le=10, description="Times the red phase may send the tests back to write_tests."
     )

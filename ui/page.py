@@ -89,7 +89,8 @@ def draw_answer(turn: view.TurnView) -> None:
             "from its last checkpoint."
         )
     elif style == "interrupted":
-        st.warning("The run is waiting for your answer: " + "; ".join(str(v) for v in turn.interrupts))
+        st.info(f"**Question:** {view.escape_markdown(view.question_text(turn.interrupts))}")
+        st.caption("Your next message answers it, and the same run goes on.")
     elif turn.streamed:
         st.markdown(turn.streamed + " ▌")
     if turn.usage or turn.answer:
@@ -315,12 +316,15 @@ def _page() -> None:
         draw_turn(turn)
 
     pending = st.session_state.pop("pending", None)
+    status = runner.thread_status(graph, thread_id)
     # No max_chars: Streamlit would cut a longer paste silently and run what is left; the length is checked
     # below instead, and a longer request is refused with one sentence.
     prompt = st.chat_input("Ask for something, e.g. Reverse the string 'hello world'")
-    status = runner.thread_status(graph, thread_id)
     if pending is None and prompt is None:
         _offer_resume(status)
+    if prompt is not None and pending is None and status.interrupts and prompt.strip():
+        # The run asked a question: this message is its answer; the same run resumes with it.
+        pending = {"kind": "answer", "value": prompt.strip()}
 
     if prompt is not None or pending is not None:
         request = str(prompt or "").strip()
@@ -342,7 +346,7 @@ def _page() -> None:
             # from the checkpoints, partial run included.
             st.session_state.turns.pop(thread_id, None)
             turn = _run(graph, thread_id, model, request, pending)
-            if turn is not None and pending is None:
+            if turn is not None and (pending is None or pending.get("kind") == "answer"):
                 st.session_state.turns[thread_id] = [*turns, turn]
             if turn is not None and turn.unfinished:
                 _offer_resume(runner.thread_status(graph, thread_id))
@@ -356,12 +360,8 @@ def _page() -> None:
 def _offer_resume(status: runner.ThreadStatus) -> None:
     """A waiting interrupt gets an answer box; a stopped run gets a resume button."""
     if status.interrupts:
-        st.warning("The last run is waiting for an answer: " + "; ".join(str(v) for v in status.interrupts))
-        st.text_input("Your answer (JSON or text)", key="resume_value")
-        st.button("Resume with this answer", on_click=lambda: _set_pending(
-            {"kind": "resume", "value": runner.parse_resume_value(str(st.session_state.get("resume_value", "")))}
-        ))
-    elif status.next:
+        return  # the question is shown as the last answer; the chat input answers it
+    if status.next:
         st.info(f"The last run stopped before {', '.join(status.next)}.")
         st.button("Resume the run", on_click=_set_pending, args=({"kind": "resume"},))
 
@@ -376,6 +376,10 @@ def _run(graph: Any, thread_id: str, model: str, request: str, pending: dict[str
             graph, thread_id, {"request": request}, model=model, request=request, on_change=live))
     kind = pending.get("kind")
     try:
+        if kind == "answer":
+            answer = str(pending["value"])
+            return run_live(answer, lambda live: runner.run_turn(
+                graph, thread_id, runner.resume_command(answer), model=model, request=answer, on_change=live))
         if kind == "resume":
             graph_input = runner.resume_command(pending["value"]) if "value" in pending else None
             return run_live("(resume)", lambda live: runner.run_turn(

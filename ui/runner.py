@@ -167,8 +167,12 @@ def run_turn(
             message += " It stopped at its last checkpoint: **Resume the run** continues it."
         on_event(ev.ErrorEvent(message=message))
         return turn
-    view.finish_turn(turn, result.values, result.next)
+    before = [(step.state, step.summary) for step in turn.steps]
+    view.finish_turn(turn, result.values, result.next, result.interrupts)
     if on_change is not None:
+        for index, step in enumerate(turn.steps):  # steps the end of the run closed (a question asked, a stop)
+            if index < len(before) and before[index] != (step.state, step.summary):
+                on_change(turn, view.Change(step=index, label=True))
         on_change(turn, view.Change(answer=True))
     return turn
 
@@ -227,9 +231,14 @@ def checkpoint_rows(graph: Any, thread_id: str) -> tuple[list[view.CheckpointRow
 
 
 def load_turns(graph: Any, thread_id: str) -> list[view.TurnView]:
-    """The thread's past turns on its current branch, rebuilt from the checkpointer."""
+    """The thread's past turns on its current branch, rebuilt from the checkpointer; a run waiting on a question
+    shows that question as its last turn's answer."""
     rows, head = checkpoint_rows(graph, thread_id)
-    return view.turns_from_checkpoints(rows, head) if rows else []
+    turns = view.turns_from_checkpoints(rows, head) if rows else []
+    status = thread_status(graph, thread_id)
+    if turns and status.interrupts:
+        view.finish_turn(turns[-1], {}, [], status.interrupts)
+    return turns
 
 
 def replay(graph: Any, thread_id: str, checkpoint_id: str, *, model: str, on_change: OnChange | None = None

@@ -270,8 +270,17 @@ def fold(request: str, events: Iterable[ev.ViewEvent], model: str = "") -> TurnV
     return turn
 
 
-def finish_turn(turn: TurnView, values: Mapping[str, Any], next_nodes: list[str]) -> TurnView:
-    """Complete a streamed turn from the thread's final values (the answer and usage are authoritative there)."""
+def finish_turn(
+    turn: TurnView, values: Mapping[str, Any], next_nodes: list[str], interrupts: list[Any] | None = None
+) -> TurnView:
+    """Complete a streamed turn from the thread's final values (the answer and usage are authoritative there).
+    A run waiting on a question is not unfinished: its question is the turn's answer until the user replies."""
+    if interrupts:
+        turn.interrupts = list(interrupts)
+        for step in turn.steps:
+            if step.state == "running":
+                step.state, step.summary = "complete", f"asked: {question_text(turn.interrupts)}"
+        next_nodes = []
     turn.unfinished = list(next_nodes)
     if values.get("answer") and not turn.unfinished:
         turn.answer = str(values["answer"])
@@ -285,6 +294,11 @@ def finish_turn(turn: TurnView, values: Mapping[str, Any], next_nodes: list[str]
                 step.state = "error"
                 step.summary = step.summary or "stopped before it finished"
     return turn
+
+
+def question_text(interrupts: list[Any]) -> str:
+    """The question a run waits on (the first interrupt's), as text."""
+    return ev.question_of(interrupts[0]) if interrupts else ""
 
 
 def answer_style(turn: TurnView) -> Literal["answer", "failure", "unfinished", "interrupted", "none"]:

@@ -26,6 +26,14 @@ def test_after_retrieve() -> None:
         ({"decision": {"choice": None}}, "spec"),
         ({"decision": {}}, "spec"),
         ({"decision": {"choice": "x"}, "failure": "boom", "outcome": "error"}, "respond"),
+        ({"decision": {"route": "compute", "choice": "word_count"}}, "execute"),
+        ({"decision": {"route": "compute", "choice": None}}, "spec"),
+        ({"decision": {"route": "clarify", "reply": "Which value?"}}, "clarify"),
+        ({"decision": {"route": "clarify", "reply": "x"}, "outcome": "needs_input"}, "respond"),  # questions used up
+        ({"decision": {"route": "chat", "reply": "Hello"}, "outcome": "replied"}, "respond"),
+        ({"decision": {"route": "decline", "reply": "No live data"}, "outcome": "declined"}, "respond"),
+        ({"decision": {"route": "chain", "steps": ["a", "b"]}, "outcome": "declined"}, "respond"),
+        ({"decision": {"route": "chat", "choice": "word_count"}}, "respond"),  # a tool never runs off compute
     ],
 )
 def test_after_decide(state: dict[str, Any], expected: str) -> None:
@@ -92,6 +100,8 @@ def test_every_synthesis_loop_edge_is_drawn() -> None:
         ("red_phase", "write_tests"),
         ("verify", "register"),
         ("decide", "execute"),
+        ("decide", "clarify"),
+        ("clarify", "decide"),
     ]:
         assert edge in edges, edge
 

@@ -23,6 +23,7 @@ from graph_test_helpers import PYTHON_REQUEST, REVERSE_REQUEST
 from graph.builder import build_graph
 from graph.checkpointing import open_checkpointer
 from graph.runs import history, list_threads
+from graph.scripted import DEMO_CLARIFY
 from sea.settings import get_settings
 
 LANGGRAPH = Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / "langgraph"
@@ -120,6 +121,20 @@ def test_studio_server_runs_the_graph_and_shares_checkpoints(studio: tuple[str, 
         nodes = [c.node for c in history(graph, thread_id)]
         assert nodes[-2:] == ["execute", "respond"] and "implement" not in nodes
         assert graph.get_state({"configurable": {"thread_id": thread_id}}).values["answer"] == values["answer"]
+
+    # The clarify route: the run pauses on interrupt(), the question is visible to Studio, Command(resume=...)
+    # answers it and the same run goes on.
+    thread_id = client.threads.create()["thread_id"]
+    client.runs.wait(thread_id, "agent", input={"request": DEMO_CLARIFY})
+    state = client.threads.get_state(thread_id)
+    assert state["next"] == ["clarify"]
+    (waiting,) = [i for task in state["tasks"] for i in task["interrupts"]]
+    assert waiting["value"]["question"] == "Which temperature, in degrees Celsius, should I convert to Fahrenheit?"
+    assert state["values"]["decision"]["route"] == "clarify"
+    values = client.runs.wait(thread_id, "agent", command={"resume": "25"})
+    assert values["outcome"] == "answered" and values["result"]["result"] == 77
+    assert values["clarifications"] == [{"question": waiting["value"]["question"], "answer": "25"}]
+    assert client.threads.get_state(thread_id)["next"] == []
 
     # The server's own files went to its working folder, not the project.
     assert (workdir / ".langgraph_api").is_dir()

@@ -316,3 +316,50 @@ def test_the_route_shows_in_the_trace_and_a_decline_builds_nothing(demo_home: Pa
     assert "I can't know tomorrow's weather" in answer
     assert answer.count("1 LLM call ·") == 1  # the usage once, as a caption
     assert [e.label for e in at.sidebar.expander if " v" in e.label] == tools_before
+
+
+def test_a_question_shows_in_the_chat_and_the_next_message_answers_it(demo_home: Path) -> None:
+    from graph.scripted import DEMO_CLARIFY
+
+    at = new_app()
+    thread_id = at.query_params["thread"]
+    ask(at, DEMO_CLARIFY)
+    assert not at.exception
+    assert nodes_of(at) == ["retrieve", "decide", "clarify"]
+    assert "Route clarify · Ask a question" in texts(at.status[1])
+    question = texts(assistant_messages(at)[-1])
+    assert "Which temperature, in degrees Celsius, should I convert to Fahrenheit?" in question
+    assert "Your next message answers it" in question
+    labels = [button.label for button in at.main.button]
+    assert "Resume the run" not in labels and not at.main.text_input  # the chat input answers
+    compiled, _saver = runner.open_graph()
+    assert runner.thread_status(compiled, thread_id).next == ["clarify"]
+
+    ask(at, "25")
+    assert not at.exception
+    users = [texts(m) for m in at.chat_message if m.name == "user"]
+    assert users[-1] == "25", [(m.name, texts(m)[:80]) for m in at.chat_message]  # the answer, as the user's
+    answer = texts(assistant_messages(at)[-1])
+    assert "The result is 77" in answer
+    assert nodes_of(at)[-4:] == ["clarify", "decide", "execute", "respond"]
+    assert runner.thread_status(compiled, thread_id) == runner.ThreadStatus(interrupts=[], next=[])
+    values = compiled.get_state(thread_config(thread_id)).values
+    assert values["clarifications"][0]["answer"] == "25" and values["result"]["result"] == 77
+
+    reopened = new_app(thread_id)  # a reload rebuilds the thread from its checkpoints
+    assert not reopened.exception
+    assert "The result is 77" in texts(assistant_messages(reopened)[-1])
+
+
+def test_a_reload_while_a_question_waits_shows_the_question(demo_home: Path) -> None:
+    from graph.scripted import DEMO_CLARIFY
+
+    at = new_app()
+    thread_id = at.query_params["thread"]
+    ask(at, DEMO_CLARIFY)
+    reopened = new_app(thread_id)
+    assert not reopened.exception
+    last = texts(assistant_messages(reopened)[-1])
+    assert "Which temperature, in degrees Celsius" in last and "stopped before" not in last
+    ask(reopened, "100")
+    assert "The result is 212" in texts(assistant_messages(reopened)[-1])
