@@ -55,6 +55,10 @@ def _provider_model(model: str, base_url: str | None, temperature: float) -> Bas
     kwargs: dict[str, object] = {"temperature": temperature}
     if base_url:
         kwargs["base_url"] = base_url
+        if model.partition(":")[0] == "openai":
+            # langchain-openai turns streamed token usage off for a custom base URL (not every compatible server
+            # supports it); runs stream in the CLI and the app, so without this their tokens would read 0.
+            kwargs["stream_usage"] = True
     try:
         return init_chat_model(model, **kwargs)
     except ImportError as exc:

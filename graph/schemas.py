@@ -1,16 +1,19 @@
 """The structured outputs the graph asks models for, and how a spec becomes a signature and JSON schemas.
 
-Every model output that code consumes is one of these Pydantic models (or a model built from a tool's JSON
-schema, see `arguments_model`), requested with `with_structured_output` and validated before use.
+Every model output that code consumes is one of these Pydantic models (or a model carrying a tool's JSON schema,
+see `arguments_model`), requested with `with_structured_output` and validated before use. Tool arguments are
+validated with the tool's JSON schema itself (`argument_problems`, jsonschema) and keep their JSON types.
 """
 
 from __future__ import annotations
 
 import json
 import keyword
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
 _PYTHON_TYPES: dict[str, str] = {
@@ -20,14 +23,6 @@ _PYTHON_TYPES: dict[str, str] = {
     "boolean": "bool",
     "array": "list",
     "object": "dict",
-}
-_RUNTIME_TYPES: dict[str, Any] = {
-    "string": str,
-    "integer": int,
-    "number": float,
-    "boolean": bool,
-    "array": list,
-    "object": dict,
 }
 
 
@@ -210,47 +205,76 @@ def spec_problems(spec: ToolSpec, allowed: frozenset[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Arguments against a tool's JSON schema (jsonschema is not a runtime dependency: a Pydantic model stands in)
-
-
-def _annotation_for(schema: dict[str, Any]) -> Any:
-    json_type = schema.get("type")
-    if isinstance(json_type, list):  # e.g. ["number", "null"]: take the first non-null type
-        json_type = next((t for t in json_type if t != "null"), "string")
-    if json_type == "array":
-        item_schema = schema.get("items") or {}
-        return list[_annotation_for(item_schema)] if item_schema.get("type") else list[Any]
-    return _RUNTIME_TYPES.get(str(json_type), Any)
+# Arguments against a tool's JSON schema: validated with the schema itself (jsonschema), never coerced, so an
+# integer stays an integer and a string a string. A Pydantic model only carries the schema to the model.
 
 
 def arguments_model(parameters_schema: dict[str, Any], name: str = "ToolArguments") -> type[BaseModel]:
-    """A Pydantic model of a tool's keyword arguments, built from its JSON schema (strict on extras)."""
+    """A Pydantic model whose JSON schema is the tool's own (each field's schema verbatim, the same required
+    list), for a structured call. It accepts any value and a missing one (`Any`, unset), so parsing changes
+    nothing and refuses nothing but unknown names: `argument_problems` does the checking, all of it at once."""
     properties: dict[str, Any] = parameters_schema.get("properties") or {}
-    required = set(parameters_schema.get("required") or [])
-    fields: dict[str, Any] = {}
-    for pname, pschema in properties.items():
-        annotation = _annotation_for(pschema or {})
-        description = (pschema or {}).get("description")
-        if pname in required:
-            fields[pname] = (annotation, Field(description=description))
-        else:
-            default = (pschema or {}).get("default")
-            fields[pname] = (annotation | None, Field(default=default, description=description))
-    model = create_model(name, __config__={"extra": "forbid"}, **fields)
+    required = [p for p in parameters_schema.get("required") or [] if p in properties]
+    fields: dict[str, Any] = {
+        pname: (Annotated[Any, WithJsonSchema(dict(pschema or {}))], Field(default=None))
+        for pname, pschema in properties.items()
+    }
+
+    def tool_schema(schema: dict[str, Any]) -> None:
+        schema["required"] = required
+        for field_schema in (schema.get("properties") or {}).values():
+            field_schema.pop("default", None)  # unset is not null: no default the model could copy
+
+    config = ConfigDict(extra="forbid", json_schema_extra=tool_schema)
+    model = create_model(name, __config__=config, **fields)
     model.__doc__ = "The keyword arguments to call the tool with, taken from the user's request."
     return model
 
 
-def argument_problems(parameters_schema: dict[str, Any], arguments: dict[str, Any]) -> list[str]:
-    """Why `arguments` don't fit the schema, one short line each; empty when they do."""
+def _closed(parameters_schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of keyword arguments: an object, with no argument beyond its properties unless it says so."""
+    return {"type": "object", **parameters_schema, "additionalProperties": parameters_schema.get(
+        "additionalProperties", False)}  # fmt: skip
+
+
+def argument_problems(parameters_schema: dict[str, Any], arguments: Any) -> list[str]:
+    """Why `arguments` don't fit the schema, one short line each (`path: message`); empty when they do."""
     try:
-        arguments_model(parameters_schema).model_validate(arguments)
-    except ValidationError as exc:
-        return [f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()]
-    return []
+        validator = Draft202012Validator(_closed(parameters_schema))
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path])
+    except SchemaError as exc:
+        return [f"the tool's parameters schema is invalid: {exc.message}"]
+    problems = []
+    for error in errors:
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            extra = sorted(set(error.instance) - set((error.schema or {}).get("properties") or {}))
+            problems.extend(f"{name}: not a parameter of this tool" for name in extra)
+            continue
+        if error.validator == "required" and not error.absolute_path:
+            missing = [n for n in (error.validator_value or []) if n not in (error.instance or {})]
+            problems.extend(f"{name}: required, but not given" for name in missing[:1] or ["arguments"])
+            continue
+        where = ".".join(str(p) for p in error.absolute_path) or "arguments"
+        problems.append(f"{where}: {error.message}")
+    return problems
+
+
+def _fit(value: Any, schema: dict[str, Any]) -> Any:
+    """A whole-number float where the schema says integer becomes that integer (3.0 -> 3); nothing else changes."""
+    kind = schema.get("type")
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "array" and isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_fit(item, schema["items"]) for item in value]
+    if kind == "object" and isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        return {k: _fit(v, schema["properties"].get(k) or {}) for k, v in value.items()}
+    return value
 
 
 def validated_arguments(parameters_schema: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
-    """The arguments coerced to the schema's types (e.g. 300 -> 300.0 for a number), or ValidationError."""
-    model = arguments_model(parameters_schema).model_validate(arguments)
-    return model.model_dump(exclude_unset=False)
+    """The arguments as given, once they fit the schema (ValueError with the problems otherwise). Nothing is
+    coerced: 300 stays 300 for a number, "7" stays a string; only 3.0 for an integer becomes 3."""
+    problems = argument_problems(parameters_schema, arguments)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return _fit(dict(arguments), {"type": "object", "properties": parameters_schema.get("properties") or {}})

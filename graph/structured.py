@@ -84,6 +84,16 @@ def _raw_output(raw: Any) -> str:
     return ""
 
 
+def _unstreamed(model: BaseChatModel) -> BaseChatModel:
+    """The model with streaming off, for structured calls. Runs stream (the CLI and the app ask for "messages"),
+    which makes a provider model stream every call; a structured answer is parsed whole anyway, and
+    langchain-openai's streamed json_schema path drops the token usage. Models that cannot stream (the scripted
+    ones) are returned as they are."""
+    if model.disable_streaming is True or type(model)._stream is BaseChatModel._stream:
+        return model
+    return model.model_copy(update={"disable_streaming": True})
+
+
 def call_structured(
     model: BaseChatModel,
     schema: type[T],
@@ -94,7 +104,7 @@ def call_structured(
     check: Check | None = None,
 ) -> tuple[T, Usage]:
     """Ask `model` for a `schema` object; returns it and the updated usage, or raises StructuredOutputError."""
-    runnable = model.with_structured_output(schema, include_raw=True)
+    runnable = _unstreamed(model).with_structured_output(schema, include_raw=True)
     conversation = list(messages)
     current = usage or empty_usage()
     problems: list[str] = []

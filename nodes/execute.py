@@ -3,6 +3,7 @@ runs in the sandbox (never on the host). Wrong or missing arguments give a clear
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -49,7 +50,7 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     data = result.model_dump(mode="json")
     update: dict[str, Any] = {"arguments": arguments, "result": data, "usage": usage}
     if result.ok:
-        emit("progress", message=f"{tool['name']} returned {result.result!r}")
+        emit("progress", message=f"{tool['name']} returned {json.dumps(result.result, default=str)}")
         update["outcome"] = "answered"
     else:
         error = result.error

@@ -17,6 +17,7 @@ from graph.schemas import (
     TurnDecision,
     WorkedExample,
     argument_problems,
+    arguments_model,
     parameters_schema_of,
     signature_of,
     spec_problems,
@@ -282,6 +283,36 @@ def test_arguments_are_validated_against_the_json_schema() -> None:
     assert any(p.startswith("text:") for p in problems)
     assert any(p.startswith("times:") and "required" in p for p in problems)
     assert any(p.startswith("extra:") for p in problems)
+
+
+def test_arguments_keep_their_json_types() -> None:
+    """Validated with the JSON schema itself: nothing is coerced through a Pydantic float or str."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "numbers": {"type": "array", "items": {"type": "integer"}},
+            "value": {"type": "number"},
+            "label": {"type": "string"},
+            "times": {"type": "integer"},
+        },
+        "required": ["numbers", "value", "label", "times"],
+    }
+    given = {"numbers": [3, 8, 12], "value": 300, "label": "7", "times": 2.0}
+    checked = validated_arguments(schema, given)
+    assert checked == {"numbers": [3, 8, 12], "value": 300, "label": "7", "times": 2}
+    assert [type(v) for v in checked["numbers"]] == [int, int, int]
+    assert type(checked["value"]) is int and type(checked["label"]) is str and type(checked["times"]) is int
+    assert type(validated_arguments(schema, {**given, "value": 2.5})["value"]) is float
+    problems = argument_problems(schema, {**given, "value": True, "label": 7, "numbers": [1.5]})
+    assert problems == [
+        "label: 7 is not of type 'string'", "numbers.0: 1.5 is not of type 'integer'",
+        "value: True is not of type 'number'",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="not of type"):
+        validated_arguments(schema, {**given, "label": 7})
+    model = arguments_model(schema)  # the model sees the tool's schema; parsing leaves the values alone
+    assert model.model_json_schema()["properties"]["numbers"]["items"] == {"type": "integer"}
+    assert model.model_validate(given).model_dump(exclude_unset=True) == given
 
 
 # ---- static checks ---------------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ class FakeOpenAI:
                 fake.requests.append(body)
                 kind = (body.get("response_format") or {}).get("json_schema", {}).get("name", "text")
                 status, content = fake.replies[kind].pop(0)
+                if status == 200 and body.get("stream"):
+                    self._stream(body, content)
+                    return
                 if status != 200:
                     payload = json.dumps({"error": {"message": content, "type": "rate_limit_error"}}).encode()
                     self.send_response(status)
@@ -60,6 +63,27 @@ class FakeOpenAI:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def _stream(self, body: dict[str, Any], content: str) -> None:
+                """Server-sent chunks, as OpenAI streams; usage only when the client asks (include_usage)."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0, "model": body["model"]}
+                pieces = [content[i : i + 8] for i in range(0, len(content), 8)] or [""]
+                chunks = [
+                    {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
+                                          "finish_reason": None}]}
+                    for piece in pieces
+                ]  # fmt: skip
+                chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    usage = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+                    chunks.append({**base, "choices": [], "usage": usage})
+                for chunk in chunks:
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -164,3 +188,34 @@ def test_a_real_openai_client_synthesizes_a_tool(sea_home: Path, fake_openai) ->
     assert spec_schema["strict"] is True and "Parameter" in spec_schema["schema"]["$defs"]
     arguments_schema = server.requests[server.kinds().index("ToolArguments")]["response_format"]["json_schema"]
     assert arguments_schema["schema"]["properties"]["text"]["type"] == "string"
+
+
+def test_streamed_runs_count_tokens_against_an_openai_compatible_server(sea_home: Path, fake_openai) -> None:
+    """The CLI and the app stream runs (stream_mode "messages"), so the answer streams; langchain-openai turns
+    streamed usage off for a custom base URL, and the tokens read 0 unless stream_usage is passed. Structured
+    calls are not streamed (their streamed json_schema path drops the usage)."""
+    import uuid
+
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from graph.builder import build_graph
+    from graph.context import Context
+    from graph.runs import stream_run, thread_config
+
+    server = fake_openai(
+        {
+            "TurnDecision": [(200, json.dumps(_decision("calculate_percentage", "It computes percentages.")))],
+            "ToolArguments": [(200, json.dumps({"value": 300, "percent": 15}))],
+            "text": [(200, "15 percent of 300 is 45.")],
+        }
+    )
+    graph = build_graph(InMemorySaver())
+    context = Context(model="openai:gpt-4.1-mini", model_base_url=server.url)
+    result = stream_run(graph, {"request": PERCENT_REQUEST}, thread_config(uuid.uuid4().hex), context=context)
+    assert result.values["outcome"] == "answered", result.values.get("failure")
+    streamed = [r for r in server.requests if r.get("stream")]
+    assert [server.kinds()[server.requests.index(r)] for r in streamed] == ["text"]  # the answer streamed
+    assert streamed[0]["stream_options"] == {"include_usage": True}
+    calls = len(server.requests)
+    assert result.values["usage"] == {"calls": calls, "input_tokens": 100 * calls, "output_tokens": 10 * calls}
+    assert result.values["answer"] == "15 percent of 300 is 45."

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from graph import resources
-from graph.schemas import TurnDecision
+from graph.schemas import (
+    Implementation,
+    Parameter,
+    Returns,
+    TestSuite,
+    ToolSpec,
+    TurnDecision,
+    WorkedExample,
+)
 from graph.scripted import DEMO_CHAT, DEMO_DECLINE, SCRIPTED_LABEL
 from graph.scripted import tool_call as scripted_tool_call
 from sea.settings import get_settings
@@ -162,3 +170,75 @@ def test_the_demo_knows_a_chat_and_a_decline(sea_home: Path) -> None:
     assert decline.state["outcome"] == "declined" and decline.state["answer"].startswith(SCRIPTED_LABEL)
     assert decline.state["usage"]["calls"] == 1
     assert library_snapshot() == before
+
+
+COMMON_SPEC = ToolSpec(
+    name="common_elements",
+    description="The numbers that appear in both lists, in the order of the first list, without repeats.",
+    parameters=[
+        Parameter(name="first", type="array", items="number", description="The first list of numbers."),
+        Parameter(name="second", type="array", items="number", description="The second list of numbers."),
+    ],
+    returns=Returns(type="array", items="number", description="The numbers in both lists."),
+    example=WorkedExample(arguments_json='{"first": [1, 2, 3], "second": [3, 4]}', result_json="[3]"),
+    edge_cases=["An empty list gives an empty list."],
+    imports=[],
+)
+COMMON_TESTS = """from tool import common_elements
+
+
+def test_the_worked_example():
+    assert common_elements([1, 2, 3], [3, 4]) == [3]
+
+
+def test_order_and_repeats():
+    assert common_elements([5, 1, 5, 2], [2, 5]) == [5, 2]
+
+
+def test_empty():
+    assert common_elements([], [1]) == []
+"""
+COMMON_CODE = '''def common_elements(first: list[float], second: list[float]) -> list[float]:
+    """The numbers in both lists, in the order of the first, without repeats."""
+    wanted, seen, out = set(second), set(), []
+    for number in first:
+        if number in wanted and number not in seen:
+            seen.add(number)
+            out.append(number)
+    return out
+'''
+
+
+def test_integers_stay_integers_from_the_request_to_the_answer(sea_home: Path, script) -> None:
+    """The issue's "12.0": integers given for a JSON "number" reached the tool as floats; they keep their type."""
+    model, model_id = script(
+        TurnDecision=[TurnDecision(route="compute", tool=None, reason="No tool intersects lists.")],
+        ToolSpec=[COMMON_SPEC],
+        TestSuite=[TestSuite(tests=COMMON_TESTS)],
+        Implementation=[Implementation(code=COMMON_CODE)],
+        ToolArguments=[scripted_tool_call("ToolArguments", {"first": [3, 8, 12], "second": [5, 12, 18]})],
+        text=[answer_from_result],
+    )
+    run = run_graph("Which numbers appear in both [3, 8, 12] and [5, 12, 18]?", model_id)
+    assert run.state["outcome"] == "answered", run.state.get("failure")
+    assert run.state["arguments"] == {"first": [3, 8, 12], "second": [5, 12, 18]}
+    assert all(type(n) is int for n in run.state["arguments"]["first"])
+    assert run.state["result"]["result"] == [12] and type(run.state["result"]["result"][0]) is int
+    assert run.state["answer"] == "The answer is [12]."  # as the tool returned it, not 12.0
+    (call,) = run.events_of("tool_call")
+    assert call["arguments"] == {"first": [3, 8, 12], "second": [5, 12, 18]}
+    respond_prompt = model.calls[-1].text
+    assert 'Arguments: {"first": [3, 8, 12], "second": [5, 12, 18]}' in respond_prompt
+    assert "Result (JSON): [12]" in respond_prompt
+
+
+def test_a_reused_tool_gets_the_numbers_as_given(sea_home: Path, script) -> None:
+    _model, model_id = script(
+        TurnDecision=[TurnDecision(route="compute", tool="calculate_percentage", reason="percentages")],
+        ToolArguments=[scripted_tool_call("ToolArguments", {"value": 300, "percent": 15})],
+        text=[answer_from_result],
+    )
+    run = run_graph(PERCENT_REQUEST, model_id)
+    assert run.state["arguments"] == {"value": 300, "percent": 15}
+    assert [type(v) for v in run.state["arguments"].values()] == [int, int]
+    assert run.state["result"]["result"] == 45
