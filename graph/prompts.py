@@ -36,7 +36,9 @@ DECIDE_RULES = (
     "- compute: a deterministic computation over values the user gave, in this message, in the clarifications "
     "or earlier in the conversation. Set `tool` to the one candidate tool that computes exactly what is asked "
     "when called with arguments taken from the request, or null to have a new small, general tool engineered. "
-    "Never pick a tool that only does something similar.\n"
+    "Never pick a tool that only does something similar. With a tool, also set `arguments_json`: its keyword "
+    "arguments as a JSON object fitting its parameters schema, exactly as the user gave them (numbers as "
+    "numbers, text verbatim without quotes); do not compute the answer yourself.\n"
     "- chat: a greeting, thanks, or a question about you or your tool library (which tools exist, what was just "
     "built, a tool's tests or code). Answer in `reply` from the library listing and the conversation below "
     "only, never from memory; never claim a tool that is not listed. Set `show_tool` to a listed tool whose "
@@ -61,7 +63,11 @@ def decide(
     history: list[dict[str, str]],
 ) -> list[BaseMessage]:
     """decide: the turn's route (compute | chat | clarify | decline | chain), and for compute the tool or none."""
-    cards = "\n".join(f"- {c['name']}{_params_of(c['signature'])}: {c['description']}" for c in candidates)
+    cards = "\n".join(
+        f"- {c['name']}{_params_of(c['signature'])}: {c['description']}"
+        + (f"\n  Parameters (JSON schema): {json.dumps(c['parameters_schema'])}" if c.get("parameters_schema") else "")
+        for c in candidates
+    )
     if not cards:
         cards = "(none: no library tool is close to this request, so a compute request gets a new tool)"
     listing = "\n".join(f"* {t['name']}{_params_of(t['signature'])}: {t['description']}" for t in library)
@@ -99,8 +105,9 @@ def spec(request: str, sandbox_description: str, decision_reason: str) -> list[B
             f"{AGENT_ROLE}\nStep: spec. Specify one small, general, pure function that answers requests like "
             "this one (not only this exact request): a snake_case name, a description someone would search "
             "for, typed parameters (all required) and return type, one worked example with exact JSON values, "
-            "the behaviour at the edges (empty input, invalid values: which exception), and the modules it "
-            f"will import.\n{sandbox_description}"
+            "the behaviour at the edges (empty input, invalid values: which exception), the modules it "
+            "will import, and `request_arguments_json`: the arguments that answer this user's request with it, "
+            f"exactly as the request gives them.\n{sandbox_description}"
         ),
         HumanMessage(f"User request: {request}\n\nWhy no existing tool was used: {decision_reason}"),
     ]

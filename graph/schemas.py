@@ -50,6 +50,12 @@ class TurnDecision(BaseModel):
         description="chat and decline: the answer to the user (decline: one honest sentence on why, and what you "
         "can do instead); clarify: the one precise question to ask. Null for compute.",
     )
+    arguments_json: str | None = Field(
+        default=None,
+        description='compute with a tool only: its keyword arguments taken from the request (or the clarifications '
+        'or earlier turns), exactly as given, as a JSON object fitting the tool\'s parameters schema, e.g. '
+        '{"text": "abc"}. Null otherwise; never invent a value (choose clarify instead).',
+    )
     show_tool: str | None = Field(
         default=None,
         description="chat only: the name of a library tool whose real signature, tests and code the user asks to "
@@ -95,6 +101,11 @@ class ToolSpec(BaseModel):
     example: WorkedExample
     edge_cases: list[str] = Field(description="How the tool behaves at the edges: empty input, bad values, ...")
     imports: list[str] = Field(default_factory=list, description="Modules the code will import (allowed only).")
+    request_arguments_json: str = Field(
+        default="",
+        description='The arguments that answer the user\'s request with this tool, taken from the request exactly '
+        'as given, as a JSON object fitting the parameters, e.g. {"text": "hello world"}.',
+    )
 
 
 class TestSuite(BaseModel):
@@ -201,7 +212,27 @@ def spec_problems(spec: ToolSpec, allowed: frozenset[str]) -> list[str]:
             problems.append("The worked example's arguments must be a JSON object.")
         else:
             problems.extend(f"Worked example: {p}" for p in argument_problems(parameters_schema_of(spec), example_args))
+    if spec.request_arguments_json.strip():
+        try:
+            request_args = json.loads(spec.request_arguments_json)
+        except json.JSONDecodeError as exc:
+            problems.append(f"request_arguments_json is not valid JSON: {exc}.")
+        else:
+            problems.extend(
+                f"request_arguments_json: {p}" for p in argument_problems(parameters_schema_of(spec), request_args)
+            )
     return problems
+
+
+def parse_arguments_json(text: str | None) -> dict[str, Any] | None:
+    """A JSON object given as text (a decision's or a spec's arguments), or None when absent or not an object."""
+    if not text or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -204,6 +204,7 @@ REVERSE_STRING_SPEC = schemas.ToolSpec(
     example=schemas.WorkedExample(arguments_json='{"text": "abc"}', result_json='"cba"'),
     edge_cases=["An empty string gives an empty string.", "A single character is returned unchanged."],
     imports=[],
+    request_arguments_json='{"text": "hello world"}',  # for "Reverse the string 'hello world'"
 )
 REVERSE_STRING_TESTS = """from tool import reverse_string
 
@@ -257,7 +258,7 @@ class DemoChatModel(ScriptedChatModel):
         if kind == "TurnDecision":
             return self._demo_decision(request, prompt)
         if kind == "ToolSpec":
-            return REVERSE_STRING_SPEC
+            return REVERSE_STRING_SPEC.model_copy(update={"request_arguments_json": json.dumps(_demo_phrase(request))})
         if kind == "TestSuite":
             return schemas.TestSuite(tests=REVERSE_STRING_TESTS)
         if kind in ("Implementation", "Repair"):
@@ -269,8 +270,7 @@ class DemoChatModel(ScriptedChatModel):
                 return tool_call(kind, {"celsius": _demo_number(prompt)})
             if percentage:
                 return tool_call(kind, {"value": 300, "percent": 15})
-            phrase = re.search(r"'([^']*)'", request)
-            return tool_call(kind, {"text": phrase.group(1) if phrase else ""})
+            return tool_call(kind, _demo_phrase(request))
         if kind == "text":
             result = _RESULT_LINE.search(prompt)
             value = json.loads(result.group(1)) if result else None
@@ -316,13 +316,27 @@ class DemoChatModel(ScriptedChatModel):
                 route="compute",
                 reason=f"{SCRIPTED_LABEL} The user gave the temperature; celsius_to_fahrenheit converts it.",
                 tool="celsius_to_fahrenheit",
+                arguments_json=json.dumps({"celsius": _demo_number(prompt)}),
             )
-        wanted = "calculate_percentage" if request == DEMO_REQUESTS[0] else "reverse_string"
+        percentage = request == DEMO_REQUESTS[0]
+        wanted = "calculate_percentage" if percentage else "reverse_string"
         if wanted in offered:
-            return schemas.TurnDecision(route="compute", reason=f"{SCRIPTED_LABEL} {wanted} does this.", tool=wanted)
+            arguments = {"value": 300, "percent": 15} if percentage else _demo_phrase(request)
+            return schemas.TurnDecision(
+                route="compute",
+                reason=f"{SCRIPTED_LABEL} {wanted} does this.",
+                tool=wanted,
+                arguments_json=json.dumps(arguments),
+            )
         return schemas.TurnDecision(
             route="compute", reason=f"{SCRIPTED_LABEL} No candidate reverses a string.", tool=None
         )
+
+
+def _demo_phrase(request: str) -> dict[str, str]:
+    """reverse_string's arguments for a demo request: the text between single quotes."""
+    phrase = re.search(r"'([^']*)'", request)
+    return {"text": phrase.group(1) if phrase else ""}
 
 
 def _demo_number(prompt: str) -> float | int | None:

@@ -60,6 +60,9 @@ class State(TypedDict, total=False):
     # execution
     tool: dict[str, Any]  # {"name", "version", "signature", "description", "parameters_schema", "source"}
     arguments: dict[str, Any]
+    # the arguments decide (reuse) or spec (a new tool) already took from the request, so execute needs no model
+    # call: {"tool": name, "for": the request text they were taken from, "arguments": {...}}
+    proposed_arguments: dict[str, Any]
     result: dict[str, Any]  # CallResult dump (ok, result, error)
     # outcome
     outcome: Outcome | None
@@ -93,6 +96,7 @@ def turn_reset() -> dict[str, Any]:
         "test_revisions": [],
         "tool": {},
         "arguments": {},
+        "proposed_arguments": {},
         "result": {},
         "outcome": None,
         "failure": None,

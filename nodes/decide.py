@@ -13,7 +13,7 @@ from graph import prompts
 from graph.context import Context
 from graph.progress import emit
 from graph.resources import get_library
-from graph.schemas import TurnDecision
+from graph.schemas import TurnDecision, parse_arguments_json
 from graph.state import State
 from graph.structured import call_structured
 from nodes.common import context_of, model_of, request_text, tool_record
@@ -32,6 +32,8 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     tools = sorted(library.list_tools(), key=lambda t: t.name)
     listed = [{"name": t.name, "signature": t.signature, "description": t.description} for t in tools]
     known = {t.name for t in tools}
+    schemas_of = {t.name: t.parameters_schema for t in tools}
+    cards = [{**c, "parameters_schema": schemas_of.get(c["name"])} for c in candidates]
 
     def check(decision: TurnDecision) -> list[str]:
         problems: list[str] = []
@@ -43,6 +45,9 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             )
         if decision.route in ("chat", "clarify", "decline") and not (decision.reply or "").strip():
             problems.append(f"reply: a {decision.route} decision needs the text to say to the user.")
+        given = (decision.arguments_json or "").strip()
+        if decision.route == "compute" and decision.tool and given and parse_arguments_json(given) is None:
+            problems.append('arguments_json: must be a JSON object of keyword arguments, e.g. {"text": "abc"}.')
         if decision.route == "chat" and decision.show_tool and decision.show_tool not in known:
             problems.append(f"show_tool {decision.show_tool!r} is not in the library; name a listed tool or null.")
         if decision.route == "chain" and len(decision.steps) < 2:
@@ -53,7 +58,7 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         model_of(context),
         TurnDecision,
         prompts.decide(
-            request_text(state), candidates, listed[:LISTED_TOOLS], len(listed), state.get("history") or []
+            request_text(state), cards, listed[:LISTED_TOOLS], len(listed), state.get("history") or []
         ),
         usage=state.get("usage"),
         retries=context.structured_output_retries,
@@ -72,6 +77,11 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if decision["choice"] is not None:
         version = next(c["version"] for c in candidates if c["name"] == decision["choice"])
         update["tool"] = tool_record(library.get(decision["choice"], version), source="library")
+        arguments = parse_arguments_json(choice.arguments_json)
+        if arguments is not None:  # taken in this same call: execute checks them and needs no model call
+            update["proposed_arguments"] = {
+                "tool": decision["choice"], "for": request_text(state), "arguments": arguments
+            }
     elif choice.route == "chat":
         update["outcome"] = "replied"
     elif choice.route == "decline":

@@ -52,7 +52,11 @@ def register(state: State, runtime: Runtime[Context], config: RunnableConfig) ->
     except DuplicateToolError as exc:
         # The library already holds a verified tool doing the same thing: use it rather than a twin.
         emit("progress", message=f"Not registered: {exc} Using {exc.existing.name} instead.")
-        return {"tool": tool_record(exc.existing, source="library")}
+        update: dict[str, Any] = {"tool": tool_record(exc.existing, source="library")}
+        proposed = state.get("proposed_arguments") or {}
+        if proposed.get("tool") == draft.name:  # the twin takes the same arguments (execute checks its schema)
+            update["proposed_arguments"] = {**proposed, "tool": exc.existing.name}
+        return update
     except (NotVerifiedError, InvalidToolError) as exc:
         emit("progress", message=f"Not registered: {exc}")
         return {"outcome": "gave_up", "failure": _refusal(draft.name, exc)}

@@ -10,7 +10,14 @@ from graph import prompts
 from graph.context import Context
 from graph.progress import emit
 from graph.resources import get_library
-from graph.schemas import ToolSpec, parameters_schema_of, returns_schema_of, signature_of, spec_problems
+from graph.schemas import (
+    ToolSpec,
+    parameters_schema_of,
+    parse_arguments_json,
+    returns_schema_of,
+    signature_of,
+    spec_problems,
+)
 from graph.state import State
 from graph.structured import call_structured
 from nodes.common import allowed_modules, context_of, model_of, request_text, sandbox_description
@@ -55,4 +62,8 @@ def spec(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     record = spec_record(tool_spec)
     emit("progress", message=f"Spec: {record['signature']}")
-    return {"spec": record, "usage": usage}
+    update: dict[str, Any] = {"spec": record, "usage": usage}
+    arguments = parse_arguments_json(tool_spec.request_arguments_json)
+    if arguments is not None:  # the request's arguments under this spec: execute needs no model call for them
+        update["proposed_arguments"] = {"tool": tool_spec.name, "for": request_text(state), "arguments": arguments}
+    return update

@@ -393,7 +393,10 @@ def test_register_uses_an_existing_twin_instead_of_a_duplicate(sea_home: Path) -
     twin_tests = REVERSE_STRING_TESTS.replace("reverse_string", "flip_text")
     verified = nodes.verify(synthesis_state(spec=twin_spec, tests=twin_tests, code=twin_code), runtime())
     twin_state = synthesis_state(spec=twin_spec, tests=twin_tests, code=twin_code, **verified)
+    proposed = {"tool": "flip_text", "for": REVERSE_REQUEST, "arguments": {"text": "hello world"}}
+    twin_state["proposed_arguments"] = proposed
     second = nodes.register(twin_state, runtime("scripted:demo"), {"configurable": {"thread_id": "b"}})
     assert second["tool"]["name"] == first["tool"]["name"] == "reverse_string"
+    assert second["proposed_arguments"] == {**proposed, "tool": "reverse_string"}  # the spec's arguments go along
     assert second["tool"]["source"] == "library"
     assert "flip_text" not in {tool.name for tool in resources.get_library().list_tools()}

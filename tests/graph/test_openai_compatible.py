@@ -115,7 +115,10 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def _decision(tool: str | None, reason: str) -> dict[str, object]:
     """A compute decision as the API returns it (strict mode: every field present)."""
-    return {"route": "compute", "reason": reason, "tool": tool, "reply": None, "show_tool": None, "steps": []}
+    return {
+        "route": "compute", "reason": reason, "tool": tool, "arguments_json": None, "reply": None, "show_tool": None,
+        "steps": [],
+    }  # fmt: skip
 
 
 def test_a_real_openai_client_runs_the_graph(sea_home: Path, fake_openai) -> None:
@@ -140,7 +143,7 @@ def test_a_real_openai_client_runs_the_graph(sea_home: Path, fake_openai) -> Non
     # The structured requests carry the schema the provider enforces.
     decide_request = server.requests[1]
     assert decide_request["response_format"]["json_schema"]["schema"]["required"] == [
-        "route", "reason", "tool", "reply", "show_tool", "steps"
+        "route", "reason", "tool", "reply", "arguments_json", "show_tool", "steps"
     ]
     assert decide_request["model"] == "gpt-4.1-mini" and decide_request["temperature"] == 0.0
     feedback = server.requests[3]["messages"][-1]["content"]
@@ -168,10 +171,12 @@ def test_a_real_openai_client_synthesizes_a_tool(sea_home: Path, fake_openai) ->
     from graph.scripted import REVERSE_STRING_CODE, REVERSE_STRING_SPEC, REVERSE_STRING_TESTS
     from tests.graph.graph_test_helpers import REVERSE_REQUEST
 
+    spec_without_arguments = REVERSE_STRING_SPEC.model_copy(update={"request_arguments_json": ""})
     server = fake_openai(
         {
             "TurnDecision": [(200, json.dumps(_decision(None, "Nothing here reverses text.")))],
-            "ToolSpec": [(200, REVERSE_STRING_SPEC.model_dump_json())],
+            # No request arguments in the spec: execute extracts them, so the arguments' schema is checked too.
+            "ToolSpec": [(200, spec_without_arguments.model_dump_json())],
             "TestSuite": [(200, json.dumps({"tests": REVERSE_STRING_TESTS}))],
             "Implementation": [(200, json.dumps({"code": REVERSE_STRING_CODE}))],
             "ToolArguments": [(200, json.dumps({"text": "hello world"}))],

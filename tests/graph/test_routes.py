@@ -23,8 +23,10 @@ from graph.scripted import tool_call as scripted_tool_call
 from sea.settings import get_settings
 from tests.graph.graph_test_helpers import (
     PERCENT_REQUEST,
+    REVERSE_REQUEST,
     SYNTHESIS_KINDS,
     answer_from_result,
+    reverse_script,
     run_graph,
 )
 
@@ -242,3 +244,76 @@ def test_a_reused_tool_gets_the_numbers_as_given(sea_home: Path, script) -> None
     assert run.state["arguments"] == {"value": 300, "percent": 15}
     assert [type(v) for v in run.state["arguments"].values()] == [int, int]
     assert run.state["result"]["result"] == 45
+
+
+# ---- fewer model calls: the decision (reuse) and the spec (a new tool) carry the request's arguments ----------
+
+
+def test_a_reuse_is_answered_in_two_calls(sea_home: Path, script) -> None:
+    model, model_id = script(
+        TurnDecision=[
+            TurnDecision(
+                route="compute", tool="calculate_percentage", reason="percentages",
+                arguments_json='{"value": 300, "percent": 15}',
+            )
+        ],
+        text=[answer_from_result],
+    )  # fmt: skip
+    run = run_graph(PERCENT_REQUEST, model_id)
+    assert run.state["outcome"] == "answered", run.state.get("failure")
+    assert model.kinds() == ["TurnDecision", "text"] and run.state["usage"]["calls"] == 2
+    assert run.state["arguments"] == {"value": 300, "percent": 15} and run.state["result"]["result"] == 45
+    assert 'Parameters (JSON schema): {"properties": {"percent": {' in model.calls[0].text  # the tool's schema
+
+
+def test_a_synthesis_is_answered_in_five_calls(sea_home: Path, script) -> None:
+    model, model_id = script(**reverse_script())
+    run = run_graph(REVERSE_REQUEST, model_id)
+    assert run.state["outcome"] == "answered", run.state.get("failure")
+    assert model.kinds() == ["TurnDecision", "ToolSpec", "TestSuite", "Implementation", "text"]
+    assert run.state["arguments"] == {"text": "hello world"} and run.state["result"]["result"] == "dlrow olleh"
+
+
+def test_arguments_that_do_not_fit_are_extracted_again(sea_home: Path, script) -> None:
+    model, model_id = script(
+        TurnDecision=[
+            TurnDecision(
+                route="compute", tool="calculate_percentage", reason="percentages",
+                arguments_json='{"value": "300", "percent": 15}',
+            )
+        ],
+        ToolArguments=[scripted_tool_call("ToolArguments", {"value": 300, "percent": 15})],
+        text=[answer_from_result],
+    )  # fmt: skip
+    run = run_graph(PERCENT_REQUEST, model_id)
+    assert model.kinds() == ["TurnDecision", "ToolArguments", "text"]
+    assert run.state["arguments"] == {"value": 300, "percent": 15}
+    assert any("don't fit: value: '300' is not of type 'number'" in e["message"] for e in run.events_of("progress"))
+
+
+def test_arguments_for_another_request_are_not_reused(sea_home: Path, script) -> None:
+    """A fork that edits the request must not run the tool with the arguments taken from the old request."""
+    from langgraph.runtime import Runtime
+
+    from graph.context import Context
+    from nodes import execute
+
+    model, model_id = script(ToolArguments=[scripted_tool_call("ToolArguments", {"text": "Python"})])
+    tool = resources.get_library().get("word_count")
+    state = {
+        "request": "How many words are in 'a b c'?",
+        "tool": {"name": "word_count", "version": tool.version, "signature": tool.signature,
+                 "description": tool.description, "parameters_schema": tool.parameters_schema},
+        "proposed_arguments": {"tool": "word_count", "for": "How many words are in 'x'?", "arguments": {"text": "x"}},
+    }  # fmt: skip
+    update = execute(state, Runtime(context=Context(model=model_id)))
+    assert model.kinds() == ["ToolArguments"] and update["arguments"] == {"text": "Python"}
+
+
+def test_the_demo_reuses_in_two_calls_and_synthesizes_in_five(sea_home: Path) -> None:
+    reuse = run_graph(PERCENT_REQUEST, "scripted:demo")
+    assert reuse.state["result"]["result"] == 45 and reuse.state["usage"]["calls"] == 2
+    built = run_graph(REVERSE_REQUEST, "scripted:demo")
+    assert built.state["result"]["result"] == "dlrow olleh" and built.state["usage"]["calls"] == 5
+    again = run_graph("Reverse 'Python'", "scripted:demo")
+    assert again.state["result"]["result"] == "nohtyP" and again.state["usage"]["calls"] == 2
