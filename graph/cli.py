@@ -57,6 +57,7 @@ class Renderer:
         self.out = out
         self.show_code = show_code
         self.answer: ev.Answer | None = None
+        self.streamed = ""  # the answer's tokens, printed to `out` as the respond step streams them
 
     def _line(self, text: str) -> None:
         print(text, file=self.progress, flush=True)
@@ -91,18 +92,31 @@ class Renderer:
             self._line(f"  ◆ route {ev.decision_text(event.model_dump())}")
         elif isinstance(event, ev.Interrupted):
             self._line(f"⏸ question: {ev.question_of(event.value)}")
+        elif isinstance(event, ev.Token) and event.node == "respond":
+            if not self.streamed:
+                print(file=self.out)
+            self.streamed += event.text
+            print(event.text, end="", file=self.out, flush=True)
         elif isinstance(event, ev.Answer):
             self.answer = event
         elif isinstance(event, ev.CustomEvent):
             self._line(f"  · {event.event}: {json.dumps(event.data, default=str)}")
-        # Usage and Token events are covered by the node summaries and the final usage line.
+        # Usage events are covered by the node summaries and the final usage line; other nodes' tokens are
+        # structured output, shown as their results.
 
     def finish(
         self, values: dict[str, Any], thread_id: str, unfinished: list[str], interrupts: list[Any] | None = None
     ) -> None:
         """Print the answer, what failed if anything, the usage, and how to continue."""
         answer = str(values.get("answer") or (self.answer.text if self.answer else ""))
-        print(file=self.out)
+        streamed, self.streamed = self.streamed, ""
+        if streamed and not unfinished and not interrupts and streamed.strip() == answer.strip():
+            answer = ""  # already on the screen, token by token
+            print(file=self.out)
+        else:
+            print(file=self.out)
+            if streamed:
+                print(file=self.out)
         if interrupts:
             print(f"Question: {ev.question_of(interrupts[0])}", file=self.out)
             print(f"Answer it with: python -m graph runs resume {thread_id} --answer TEXT", file=self.out)

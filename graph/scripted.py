@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -143,6 +143,35 @@ class ScriptedChatModel(BaseChatModel):
         }
         message.response_metadata = {"model_name": self._llm_type, "token_counts": "estimated"}
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _should_stream(self, *, async_api: bool, run_manager: Any = None, **kwargs: Any) -> bool:
+        """Plain answers stream (word by word) when the caller streams; structured answers never do."""
+        if kwargs.get("scripted_tools"):
+            return False
+        return super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """A plain answer, one word at a time (as a provider streams tokens); the last chunk carries the usage."""
+        result = self._generate(messages, stop=stop, run_manager=None, **kwargs)
+        message = result.generations[0].message
+        text = message.content if isinstance(message.content, str) else ""
+        pieces = re.findall(r"\s+|\S+\s*", text) or [text]  # every character, in order
+        for piece in pieces:
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="", usage_metadata=message.usage_metadata, response_metadata=message.response_metadata
+            )
+        )
 
     @staticmethod
     def _as_message(response: Any, kind: str) -> AIMessage:

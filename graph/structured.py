@@ -89,7 +89,12 @@ def _unstreamed(model: BaseChatModel) -> BaseChatModel:
     which makes a provider model stream every call; a structured answer is parsed whole anyway, and
     langchain-openai's streamed json_schema path drops the token usage. Models that cannot stream (the scripted
     ones) are returned as they are."""
+    from graph.scripted import ScriptedChatModel  # its structured answers never stream (and a copy would fork
+    # its script)
+
     if model.disable_streaming is True or type(model)._stream is BaseChatModel._stream:
+        return model
+    if isinstance(model, ScriptedChatModel):
         return model
     return model.model_copy(update={"disable_streaming": True})
 

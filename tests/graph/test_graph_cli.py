@@ -189,3 +189,36 @@ def test_the_route_is_shown_and_the_usage_line_appears_once(sea_home: Path) -> N
     assert "◆ route chat — " in chat.stderr and "word_count" in chat.stdout
     percent = run_cli(sea_home, "ask", PERCENT_REQUEST, *DEMO)
     assert "◆ route compute: reuse calculate_percentage — " in percent.stderr
+
+
+class _Recording:
+    """A stdout that keeps every write, to see the answer arrive in pieces."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def getvalue(self) -> str:
+        return "".join(self.writes)
+
+
+@pytest.mark.docker
+def test_the_answer_streams_token_by_token_and_is_printed_once(sea_home: Path) -> None:
+    import io
+
+    from graph.cli import main
+
+    out, err = _Recording(), io.StringIO()
+    assert main(["ask", PERCENT_REQUEST, *DEMO], out=out, err=err) == 0, err.getvalue()  # type: ignore[arg-type]
+    text = out.getvalue()
+    answer = "[scripted demo model] The result is 45.0."
+    assert text.count(answer) == 1 and text.startswith(f"\n{answer}\nLLM: 2 calls, ")
+    before_usage = out.writes[: next(i for i, w in enumerate(out.writes) if w.startswith("LLM: "))]
+    pieces = [w for w in before_usage if w.strip()]
+    assert len(pieces) >= 5 and "".join(pieces).strip() == answer  # one write per streamed word

@@ -404,3 +404,11 @@ def test_context_from_a_dict_or_nothing(clean_env: pytest.MonkeyPatch) -> None:
     assert resolve_context(None) == Context()
     ctx = resolve_context({"model": "scripted:demo", "retrieve_k": 7, "unknown": 1, "max_repairs": None})
     assert ctx.model == "scripted:demo" and ctx.retrieve_k == 7 and ctx.max_repairs == 3
+
+
+def test_scripted_plain_answers_stream_word_by_word_and_structured_ones_do_not() -> None:
+    model = ScriptedChatModel(responses=["It is 45.", TurnDecision(route="chat", reason="r", reply="Hi")])
+    chunks = [c.content for c in model.stream("say")]
+    assert [c for c in chunks if c] == ["It ", "is ", "45."]
+    assert model.with_structured_output(TurnDecision).invoke("pick").reply == "Hi"
+    assert model.kinds() == ["text", "TurnDecision"]

@@ -3,6 +3,7 @@ the scripted demo model; and ui/runner.py rebuilding a thread's turns from the r
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +215,18 @@ def test_a_run_whose_checkpointer_fails_is_one_line(demo_home: Path) -> None:
     assert turn.error.startswith("The run failed: ProgrammingError: Cannot operate on a closed database")
     assert "\n" not in turn.error
     assert view.answer_style(turn) == "failure"
+
+
+def test_the_answer_streams_into_the_turn_word_by_word(demo_home: Path) -> None:
+    compiled, _saver = runner.open_graph()
+    seen: list[str] = []
+
+    def on_change(turn: view.TurnView, change: view.Change) -> None:
+        if change.answer and turn.streamed and not turn.answer:
+            seen.append(turn.streamed)
+
+    turn = runner.run_turn(compiled, str(uuid.uuid4()), {"request": "What is 15 percent of 300?"}, model=DEMO,
+                           request="What is 15 percent of 300?", on_change=on_change)
+    assert turn.answer == "[scripted demo model] The result is 45.0."
+    assert len(seen) >= 5 and seen[-1] == turn.answer  # the answer grew word by word while it streamed
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(seen))
