@@ -13,7 +13,9 @@ answers each kind of call from a queue and counts the calls:
 - chat: "Hi there! What can you do for me?" → decide answers from the library listing, respond;
 - decline: "What's the weather in Chicago tomorrow?" → decide declines, respond;
 - clarify: "Convert the temperature to Fahrenheit" → decide asks, the run pauses (interrupt), resumed with "25":
-  decide (with the answer and the arguments), execute, respond. Timed over both invocations.
+  decide (with the answer and the arguments), execute, respond. Timed over both invocations;
+- chain: "What is 20 percent of the number of words in '...'?" → decide (the plan), then per step next_step,
+  decide (tool + arguments), execute; then respond explains the chain.
 Printed: model calls per run (each run's count; they are all equal when nothing needs repair), the kinds of call
 of one run, and wall time p50/p95/max in ms.
 """
@@ -113,6 +115,22 @@ def main() -> None:
                 "text": ["77"] * n,
             },
             "25",
+        ),
+        "chain": (
+            "What is 20 percent of the number of words in 'the quick brown fox jumps'?",
+            {
+                "TurnDecision": [
+                    TurnDecision(route="chain", reason="two computations",
+                                 steps=["Count the words in 'the quick brown fox jumps'",
+                                        "What is 20 percent of the result of step 1?"]),
+                    TurnDecision(route="compute", tool="word_count", reason="words",
+                                 arguments_json='{"text": "the quick brown fox jumps"}'),
+                    TurnDecision(route="compute", tool="calculate_percentage", reason="percent",
+                                 arguments_json='{"value": 5, "percent": 20}'),
+                ] * n,
+                "text": ["1.0"] * n,
+            },
+            None,
         ),
     }  # fmt: skip
     figures: dict[str, dict[str, Any]] = {}

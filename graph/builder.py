@@ -22,6 +22,7 @@ from nodes import (
     decide,
     execute,
     implement,
+    next_step,
     red_phase,
     register,
     repair,
@@ -65,6 +66,7 @@ def make_builder() -> StateGraph:
     sg.add_node("retrieve", retrieve, retry_policy=retry)
     sg.add_node("decide", decide, retry_policy=retry)
     sg.add_node("clarify", clarify)
+    sg.add_node("next_step", next_step, retry_policy=retry)
     sg.add_node("spec", spec, retry_policy=retry)
     sg.add_node("write_tests", write_tests, retry_policy=retry)
     sg.add_node("red_phase", red_phase, retry_policy=retry)
@@ -88,7 +90,8 @@ def make_builder() -> StateGraph:
     sg.add_conditional_edges("repair", routing.after_repair)
     sg.add_edge("revise_tests", "red_phase")
     sg.add_conditional_edges("register", routing.after_register)
-    sg.add_edge("execute", "respond")
+    sg.add_conditional_edges("execute", routing.after_execute)
+    sg.add_conditional_edges("next_step", routing.after_next_step)
     sg.add_edge("respond", END)
     return sg
 

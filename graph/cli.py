@@ -58,8 +58,12 @@ class Renderer:
         self.show_code = show_code
         self.answer: ev.Answer | None = None
         self.streamed = ""  # the answer's tokens, printed to `out` as the respond step streams them
+        self._open_line = False  # the streamed answer's line is not ended yet
 
     def _line(self, text: str) -> None:
+        if self._open_line:  # end the streamed answer's line before a progress line (same terminal)
+            print(file=self.out, flush=True)
+            self._open_line = False
         print(text, file=self.progress, flush=True)
 
     def __call__(self, event: ev.ViewEvent) -> None:
@@ -96,6 +100,7 @@ class Renderer:
             if not self.streamed:
                 print(file=self.out)
             self.streamed += event.text
+            self._open_line = True
             print(event.text, end="", file=self.out, flush=True)
         elif isinstance(event, ev.Answer):
             self.answer = event
@@ -110,13 +115,13 @@ class Renderer:
         """Print the answer, what failed if anything, the usage, and how to continue."""
         answer = str(values.get("answer") or (self.answer.text if self.answer else ""))
         streamed, self.streamed = self.streamed, ""
+        if self._open_line:
+            print(file=self.out)
+            self._open_line = False
         if streamed and not unfinished and not interrupts and streamed.strip() == answer.strip():
             answer = ""  # already on the screen, token by token
-            print(file=self.out)
         else:
             print(file=self.out)
-            if streamed:
-                print(file=self.out)
         if interrupts:
             print(f"Question: {ev.question_of(interrupts[0])}", file=self.out)
             print(f"Answer it with: python -m graph runs resume {thread_id} --answer TEXT", file=self.out)

@@ -86,6 +86,7 @@ class Decision(_Event):
     node: str
     route: str = "compute"
     choice: str | None = None
+    steps: list[str] = Field(default_factory=list, description="chain: the plan")
     reason: str = ""
     asked_model: bool = False
 
@@ -252,6 +253,7 @@ def _map_custom(data: Mapping[str, Any], ns: list[str]) -> list[ViewEvent]:
                     node=node,
                     route=str(data.get("route") or "compute"),
                     choice=data.get("choice"),
+                    steps=[str(s) for s in data.get("steps") or []],
                     reason=str(data.get("reason") or ""),
                     asked_model=bool(data.get("asked_model")),
                     ns=ns,
@@ -332,6 +334,8 @@ def decision_text(decision: Mapping[str, Any]) -> str:
     if route == "compute":
         choice = decision.get("choice")
         route += f": reuse {choice}" if choice else ": create a new tool"
+    elif route == "chain" and decision.get("steps"):
+        route += " of " + "; ".join(f"{i}. {step}" for i, step in enumerate(decision["steps"], 1))
     reason = str(decision.get("reason") or "").strip()
     return f"{route} — {reason}" if reason else route
 
@@ -370,6 +374,14 @@ def summarize_update(node: str, update: Mapping[str, Any]) -> str:
             parts.append("no candidates in the library")
     if decision := update.get("decision"):
         parts.append(f"route {decision_text(decision)}")
+    if chain := update.get("chain"):
+        steps, done = chain.get("steps") or [], chain.get("results") or []
+        if done:
+            last = done[-1]
+            parts.append(f"chain step {last.get('step')} of {len(steps)} done: {last.get('tool')} returned "
+                         f"{json.dumps(_jsonable(last.get('result')))}")
+        elif steps:
+            parts.append(f"chain of {len(steps)} steps: " + "; ".join(str(s) for s in steps))
     if asked := update.get("clarifications"):
         parts.append(f"asked {question_of(asked[-1])!r}, answered {asked[-1].get('answer', '')!r}")
     if spec := update.get("spec"):

@@ -230,3 +230,21 @@ def respond(request: str, tool: dict[str, Any], arguments: dict[str, Any], resul
             f"Result (JSON): {json.dumps(result)}"
         ),
     ]
+
+
+def respond_chain(request: str, results: list[dict[str, Any]]) -> list[BaseMessage]:
+    """respond, after a chain: a plain-language answer explaining each step from the tools' results."""
+    steps = "\n".join(
+        f"{r['step']}. {r['request']}: {r['tool']}({json.dumps(r['arguments'])}) returned {json.dumps(r['result'])}"
+        for r in results
+    )
+    return [
+        SystemMessage(
+            f"{AGENT_ROLE}\nStep: respond. The request was answered by a chain of tool calls. Answer the user in a "
+            "few plain sentences that explain the chain step by step, using each result exactly as computed; do "
+            "not recompute or round anything differently."
+        ),
+        HumanMessage(
+            f"User request: {request}\n\nSteps:\n{steps}\n\nResult (JSON): {json.dumps(results[-1]['result'])}"
+        ),
+    ]

@@ -17,18 +17,37 @@ def after_retrieve(state: State) -> Literal["decide", "respond"]:
     return "respond" if _failed(state) else "decide"
 
 
-def after_decide(state: State) -> Literal["execute", "spec", "clarify", "respond"]:
+def after_decide(state: State) -> Literal["execute", "spec", "clarify", "next_step", "respond"]:
     """compute: a chosen tool runs, otherwise a new tool is engineered; clarify asks its question (unless the
-    questions are used up); chat, decline and chain are answered by respond from the decision (nothing built)."""
+    questions are used up); chain starts its first step; chat and decline are answered by respond from the
+    decision (nothing built)."""
     decision = state.get("decision") or {}
     route = decision.get("route", "compute")
     if _failed(state) or state.get("outcome"):
         return "respond"
     if route == "clarify":
         return "clarify"
+    if route == "chain":
+        return "next_step" if (state.get("chain") or {}).get("steps") else "respond"
     if route != "compute":
         return "respond"
     return "execute" if decision.get("choice") else "spec"
+
+
+def _chain_running(state: State) -> bool:
+    chain = state.get("chain") or {}
+    return bool(chain.get("steps"))
+
+
+def after_execute(state: State) -> Literal["next_step", "respond"]:
+    """In a chain, an answered step goes to the step boundary; otherwise (or on a failure) respond."""
+    return "next_step" if _chain_running(state) and state.get("outcome") == "answered" else "respond"
+
+
+def after_next_step(state: State) -> Literal["decide", "respond"]:
+    """More steps: decide the next one. Every step done: respond explains the chain."""
+    chain = state.get("chain") or {}
+    return "decide" if len(chain.get("results") or []) < len(chain.get("steps") or []) else "respond"
 
 
 def after_red_phase(state: State) -> Literal["implement", "verify", "write_tests", "respond"]:

@@ -217,8 +217,11 @@ DEMO_REQUESTS = (
     "Hi there! What can you do for me?",  # chat: answered from the real library listing
     "What's the weather going to be like in Chicago tomorrow afternoon?",  # decline: live outside data
     "Convert the temperature to Fahrenheit",  # clarify: which temperature? then reuse celsius_to_fahrenheit
+    "What is 20 percent of the number of words in 'the quick brown fox jumps'?",  # chain: word_count, then a percent
 )
-DEMO_CHAT, DEMO_DECLINE, DEMO_CLARIFY = DEMO_REQUESTS[3], DEMO_REQUESTS[4], DEMO_REQUESTS[5]
+DEMO_CHAT, DEMO_DECLINE, DEMO_CLARIFY, DEMO_CHAIN = DEMO_REQUESTS[3:7]
+DEMO_CHAIN_STEPS = ("Count the words in 'the quick brown fox jumps'", "What is 20 percent of the result of step 1?")
+_STEP_ONE = re.compile(r"^- step 1 \(.*\): (.+)$", re.MULTILINE)
 _ANSWERED = re.compile(r"Answered: .*?(-?\d+(?:\.\d+)?)")
 _REQUEST_LINE = re.compile(r"^User request: (.+)$", re.MULTILINE)
 _CANDIDATE_LINE = re.compile(r"^- ([a-z][a-z0-9_]*)\(", re.MULTILINE)
@@ -273,7 +276,7 @@ class DemoChatModel(ScriptedChatModel):
         text = _text_of(messages)
         match = _REQUEST_LINE.search(text)
         request = match.group(1).strip() if match else ""
-        if request not in DEMO_REQUESTS:
+        if request not in DEMO_REQUESTS and request not in DEMO_CHAIN_STEPS:
             raise ScriptedModelError(
                 "The scripted demo model only knows its demo examples ("
                 + "; ".join(DEMO_REQUESTS)
@@ -300,6 +303,9 @@ class DemoChatModel(ScriptedChatModel):
             if percentage:
                 return tool_call(kind, {"value": 300, "percent": 15})
             return tool_call(kind, _demo_phrase(request))
+        if kind == "text" and "\nSteps:\n" in prompt:  # after a chain: each step and its result
+            lines = prompt.split("\nSteps:\n", 1)[1].split("\n\nResult (JSON):", 1)[0].splitlines()
+            return f"{SCRIPTED_LABEL} Step by step: " + " ".join(line.strip() for line in lines)
         if kind == "text":
             result = _RESULT_LINE.search(prompt)
             value = json.loads(result.group(1)) if result else None
@@ -319,6 +325,22 @@ class DemoChatModel(ScriptedChatModel):
                 reply=f"{SCRIPTED_LABEL} Hello! I answer computations with small, tested Python tools that run in a "
                 f"sandbox, and I build a new one when none fits. My library has {len(names)} tool(s): {listing}.",
             )
+        if request == DEMO_CHAIN:
+            return schemas.TurnDecision(
+                route="chain",
+                reason=f"{SCRIPTED_LABEL} A percentage of a word count: two computations, the second on the first.",
+                steps=list(DEMO_CHAIN_STEPS),
+            )
+        if request in DEMO_CHAIN_STEPS:
+            first = request == DEMO_CHAIN_STEPS[0]
+            step_one = _STEP_ONE.search(prompt)
+            tool = "word_count" if first else "calculate_percentage"
+            arguments = {"text": "the quick brown fox jumps"} if first else {
+                "value": json.loads(step_one.group(1)) if step_one else None, "percent": 20}
+            return schemas.TurnDecision(
+                route="compute", reason=f"{SCRIPTED_LABEL} {tool} does this step.", tool=tool,
+                arguments_json=json.dumps(arguments),
+            )  # fmt: skip
         if request == DEMO_DECLINE:
             return schemas.TurnDecision(
                 route="decline",

@@ -46,6 +46,9 @@ class State(TypedDict, total=False):
     #  "steps", "asked_model"}: the turn's first decision (see graph.schemas.TurnDecision)
     decision: dict[str, Any]
     clarifications: list[dict[str, str]]  # clarify: {"question", "answer"} asked and answered in this turn
+    # chain: {"steps": [str, ...], "results": [{"step", "request", "tool", "version", "arguments", "result"}]};
+    # while len(results) < len(steps), every step's node works on the current step (see nodes.common.request_text)
+    chain: dict[str, Any]
     # synthesis
     spec: dict[str, Any]  # ToolSpec dump
     tests: str  # test_tool.py
@@ -77,6 +80,19 @@ def empty_usage() -> Usage:
     return {"calls": 0, "input_tokens": 0, "output_tokens": 0}
 
 
+STEP_KEYS = (
+    "candidates", "library_signal", "decision", "spec", "tests", "test_feedback", "test_rewrites", "red_report",
+    "code", "verify_report", "repairs", "test_objection", "test_revisions", "tool", "arguments", "proposed_arguments",
+    "result", "outcome", "failure",
+)  # fmt: skip
+
+
+def step_reset() -> dict[str, Any]:
+    """The per-step keys at the start of a chain's next step (usage, history, clarifications and chain stay)."""
+    fresh = turn_reset()
+    return {key: fresh[key] for key in STEP_KEYS}
+
+
 def turn_reset() -> dict[str, Any]:
     """The per-turn keys at the start of a turn, so a thread's second request starts clean."""
     return {
@@ -84,6 +100,7 @@ def turn_reset() -> dict[str, Any]:
         "library_signal": {},
         "decision": {},
         "clarifications": [],
+        "chain": {},
         "spec": {},
         "tests": "",
         "test_feedback": "",

@@ -5,6 +5,7 @@ from nodes.clarify import clarify
 from nodes.decide import decide
 from nodes.execute import execute
 from nodes.implement import implement
+from nodes.next_step import next_step
 from nodes.red_phase import red_phase
 from nodes.register import register
 from nodes.repair import repair
@@ -20,6 +21,7 @@ __all__ = [
     "decide",
     "execute",
     "implement",
+    "next_step",
     "red_phase",
     "register",
     "repair",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -9,6 +10,8 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve_context
 from graph.models import get_chat_model
+from graph.progress import emit
+from graph.resources import get_library
 
 
 def context_of(runtime: Runtime[Context] | None) -> Context:
@@ -22,13 +25,40 @@ def model_of(context: Context) -> BaseChatModel:
 
 
 def request_text(state: Any) -> str:
-    """The user's request with this turn's clarifications (questions asked and the user's answers) below it."""
+    """What the turn's nodes work on: the user's request with this turn's clarifications (questions asked and
+    the user's answers) below it; during a chain, the current step, the earlier steps' results and the request."""
     request = str(state.get("request") or "")
     asked = state.get("clarifications") or []
-    if not asked:
+    if asked:
+        lines = "\n".join(f"- Asked: {c['question']} Answered: {c['answer']}" for c in asked)
+        request = f"{request}\n\nClarifications (the user's own answers):\n{lines}"
+    chain = state.get("chain") or {}
+    steps, done = list(chain.get("steps") or []), list(chain.get("results") or [])
+    if not steps or len(done) >= len(steps):
         return request
-    lines = "\n".join(f"- Asked: {c['question']} Answered: {c['answer']}" for c in asked)
-    return f"{request}\n\nClarifications (the user's own answers):\n{lines}"
+    text = steps[len(done)]
+    if done:
+        text += "\n\nResults of the earlier steps (use them exactly as they are):\n" + "\n".join(
+            f"- step {r['step']} ({r['request']}): {json.dumps(r['result'])}" for r in done
+        )
+    return f"{text}\n\nThis is step {len(done) + 1} of {len(steps)} of the user's request: {request}"
+
+
+def search_library(request: str, k: int) -> dict[str, Any]:
+    """The top-k candidate tools for a request and the library's own reuse signal, as state values."""
+    library = get_library()
+    hits = library.search(request, k=k)
+    signal = library.reuse_decision(hits)
+    emit(
+        "progress",
+        message=f"Found {len(hits)} candidate tool(s)"
+        + (f", best {hits[0].name} ({hits[0].score:.2f})" if hits else "")
+        + f"; {signal.reason}",
+    )
+    return {
+        "candidates": [hit.model_dump(mode="json") for hit in hits],
+        "library_signal": signal.model_dump(mode="json"),
+    }
 
 
 def tool_record(manifest: Any, source: str) -> dict[str, Any]:

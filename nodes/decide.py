@@ -32,6 +32,7 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     tools = sorted(library.list_tools(), key=lambda t: t.name)
     listed = [{"name": t.name, "signature": t.signature, "description": t.description} for t in tools]
     known = {t.name for t in tools}
+    in_chain = bool((state.get("chain") or {}).get("steps"))
     schemas_of = {t.name: t.parameters_schema for t in tools}
     cards = [{**c, "parameters_schema": schemas_of.get(c["name"])} for c in candidates]
 
@@ -52,6 +53,8 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             problems.append(f"show_tool {decision.show_tool!r} is not in the library; name a listed tool or null.")
         if decision.route == "chain" and len(decision.steps) < 2:
             problems.append("steps: a chain needs at least two steps; one computation is the compute route.")
+        if in_chain and decision.route != "compute":
+            problems.append("route: this is one step of a chain, a single computation: choose compute.")
         return problems
 
     choice, usage = call_structured(
@@ -93,12 +96,7 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         )
         update["outcome"] = "needs_input"
     elif choice.route == "chain":
-        # Chains are not run yet: say so honestly, with the plan, and build nothing.
-        plan = "; ".join(f"{i}. {step}" for i, step in enumerate(decision["steps"], 1))
-        decision["reply"] = (
-            f"This asks for several computations in a row ({plan}). I run one computation per request for now: "
-            "ask for the first step, then the next one with its result."
-        )
-        update["outcome"] = "declined"
+        # The plan: next_step runs each step through decide (reuse or engineer), later steps seeing earlier results.
+        update["chain"] = {"steps": decision["steps"], "results": []}
     emit("decision", **decision)
     return update

@@ -5,6 +5,7 @@ library. From a failure: the recorded failure text, never model-invented. The ca
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -36,6 +37,9 @@ def _shown_tool(name: str) -> str:
 
 
 def _history_tool(state: State) -> str:
+    done = (state.get("chain") or {}).get("results") or []
+    if done:
+        return ", ".join(f"{r['tool']} v{r['version']}" for r in done)
     tool = state.get("tool") or {}
     if not tool.get("name") or state.get("outcome") != "answered":
         return ""
@@ -49,7 +53,12 @@ def respond(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     outcome = state.get("outcome")
     result = state.get("result") or {}
     decision = state.get("decision") or {}
-    if outcome == "answered" and result.get("ok"):
+    chain = state.get("chain") or {}
+    steps, done = list(chain.get("steps") or []), list(chain.get("results") or [])
+    if steps and outcome == "answered" and len(done) == len(steps):
+        text, usage = call_text(model_of(context_of(runtime)), prompts.respond_chain(request_text(state), done),
+                                usage=usage)
+    elif outcome == "answered" and result.get("ok"):
         text, usage = call_text(
             model_of(context_of(runtime)),
             prompts.respond(request_text(state), state["tool"], state.get("arguments") or {}, result.get("result")),
@@ -62,10 +71,15 @@ def respond(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     else:
         outcome = outcome or "error"
         text = state.get("failure") or "The run ended without a result."
+        if steps and len(done) < len(steps):  # a chain stopped at one of its steps: say which, and what was done
+            finished = "; ".join(f"step {r['step']} gave {json.dumps(r['result'])}" for r in done)
+            text = f"Step {len(done) + 1} of {len(steps)} ({steps[len(done)]}) failed: {text}" + (
+                f" Before it, {finished}." if finished else ""
+            )
     entry = {
         "request": request_text(state),
         "answer": text,
-        "route": str(decision.get("route") or ""),
+        "route": "chain" if steps else str(decision.get("route") or ""),
         "tool": _history_tool(state),
     }
     history = [*(state.get("history") or []), entry]

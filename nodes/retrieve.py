@@ -7,10 +7,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import Context
-from graph.progress import emit
-from graph.resources import get_library
 from graph.state import State, turn_reset
-from nodes.common import context_of
+from nodes.common import context_of, search_library
 
 
 def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -20,18 +18,5 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if not request:
         update.update(outcome="error", failure="The request is empty: ask for something, e.g. 'Reverse \"abc\"'.")
         return update
-    context = context_of(runtime)
-    library = get_library()
-    hits = library.search(request, k=context.retrieve_k)
-    signal = library.reuse_decision(hits)
-    emit(
-        "progress",
-        message=f"Found {len(hits)} candidate tool(s)"
-        + (f", best {hits[0].name} ({hits[0].score:.2f})" if hits else "")
-        + f"; {signal.reason}",
-    )
-    update.update(
-        candidates=[hit.model_dump(mode="json") for hit in hits],
-        library_signal=signal.model_dump(mode="json"),
-    )
+    update.update(search_library(request, context_of(runtime).retrieve_k))
     return update

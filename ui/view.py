@@ -158,6 +158,8 @@ def decision_line(event: ev.Decision) -> str:
         verb = {"chat": "Answer directly", "clarify": "Ask a question", "decline": "Decline",
                 "chain": "Plan a chain"}.get(event.route, event.route)
     text = f"Route {event.route} · {verb}"
+    if event.steps:
+        text += " (" + "; ".join(f"{i}. {step}" for i, step in enumerate(event.steps, 1)) + ")"
     return f"{text}: {event.reason}" if event.reason else text
 
 
@@ -387,6 +389,7 @@ def _items_from_values(row: CheckpointRow) -> list[Item]:
             node="decide",
             route=str(decision.get("route") or "compute"),
             choice=decision.get("choice"),
+            steps=[str(s) for s in decision.get("steps") or []],
             reason=str(decision.get("reason") or ""),
             asked_model=bool(decision.get("asked_model")),
         )
