@@ -53,8 +53,11 @@ def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             problems.append(f"show_tool {decision.show_tool!r} is not in the library; name a listed tool or null.")
         if decision.route == "chain" and len(decision.steps) < 2:
             problems.append("steps: a chain needs at least two steps; one computation is the compute route.")
-        if in_chain and decision.route != "compute":
-            problems.append("route: this is one step of a chain, a single computation: choose compute.")
+        if in_chain and decision.route not in ("compute", "clarify"):
+            problems.append(
+                "route: this is one step of a chain, a single computation: choose compute (or clarify if its "
+                "input is missing)."
+            )
         return problems
 
     choice, usage = call_structured(

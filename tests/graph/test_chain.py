@@ -131,7 +131,7 @@ def test_a_chain_step_must_be_one_computation(sea_home: Path, script) -> None:
     )
     run = run_graph("Count the words in 'a b' and double it", model_id)
     assert run.state["outcome"] == "answered" and run.state["chain"]["results"][-1]["result"] == 4
-    assert "route: this is one step of a chain, a single computation: choose compute." in model.calls[2].text
+    assert "route: this is one step of a chain, a single computation: choose compute" in model.calls[2].text
 
 
 def test_the_demo_knows_a_chain(sea_home: Path) -> None:
