@@ -11,6 +11,7 @@ from graph.progress import emit
 from graph.resources import get_library
 from graph.state import State, turn_reset
 from nodes.common import context_of
+from tools_library.retrieval import request_too_long
 
 
 def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -22,6 +23,10 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return update
     context = context_of(runtime)
     library = get_library()
+    refusal = request_too_long(request, library.settings.max_request_chars)
+    if refusal:  # Studio and `runs fork --set request=...` reach the graph without the CLI's or the app's check
+        update.update(outcome="error", failure=refusal)
+        return update
     hits = library.search(request, k=context.retrieve_k)
     signal = library.reuse_decision(hits)
     emit(

@@ -49,6 +49,14 @@ def test_retrieve_refuses_an_empty_request(sea_home: Path) -> None:
     assert update["outcome"] == "error" and update["failure"].startswith("The request is empty")
 
 
+def test_retrieve_refuses_an_over_long_request_in_one_sentence(sea_home: Path) -> None:
+    limit = resources.get_library().settings.max_request_chars
+    update = nodes.retrieve({"request": "reverse " + "x" * limit}, runtime())
+    assert update["outcome"] == "error"
+    assert update["failure"].startswith(f"The request is {limit + 8:,} characters long, over the limit of {limit:,}")
+    assert "candidates" not in update or not update["candidates"]
+
+
 def test_decide_below_the_floor_does_not_ask_the_model(sea_home: Path, script) -> None:
     model, model_id = script()
     state = {"request": "x", "candidates": [{"name": "a"}], "library_signal": {"above_floor": False, "reason": "low"}}
