@@ -3,11 +3,12 @@ registration, in a temporary SEA_HOME with the real sandbox.
 
     python -m bench.library [--tools 200] [--verify-runs 30] [--only storage|verify] [--json]
 
-`register` runs every new version's tests in the sandbox itself, so the storage figures include one sandbox
-run per new tool or version (the default pool, SEA_SANDBOX_POOL_SIZE). The verification figures time
-`register` of a new tool into a library of 50 tools with the pool ready (one warm container waiting, refilled
-untimed before each run), with no pool (a fresh container per run, as SEA_SANDBOX_POOL_SIZE=0 or a drained
-pool pays), and the sandbox run alone, so the library's own share is the difference.
+`register` runs every new version's tests in the sandbox itself, twice side by side (against a stub raising
+NotImplementedError, and against the code), so the storage figures include two sandbox runs per new tool or
+version (the default pool, SEA_SANDBOX_POOL_SIZE). The verification figures time `register` of a new tool into
+a library of 50 tools with the pool ready (the settings' pool, default 2 warm containers, refilled untimed
+before each run), with no pool (fresh containers, as SEA_SANDBOX_POOL_SIZE=0 or a drained pool pays), and one
+sandbox run alone, so the library's own share is the difference.
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ def run_verification(runs: int, library_tools: int = 50) -> dict[str, object]:
         fresh_drafts = [_draft(i) for i in range(first + 2 * runs, first + 3 * runs)]
         result: dict[str, object] = {"runs": runs, "library_tools": library_tools, "cpus": os.cpu_count()}
 
-        with Sandbox(settings, pool_size=1) as sandbox:
+        # The settings' pool (default 2): register runs the tests against a stub and against the code side by
+        # side, so with the pool ready both runs find a warm container.
+        result["pool_size"] = settings.sandbox_pool_size
+        with Sandbox(settings) as sandbox:
             lib = ToolLibrary.open(settings, sandbox)
             ready, alone = [], []
             for draft, probe in zip(ready_drafts, alone_drafts, strict=True):

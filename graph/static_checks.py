@@ -185,12 +185,3 @@ def test_function_names(tests: str) -> list[str]:
 
 
 test_function_names.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
-
-
-def make_stub(function_name: str, signature: str) -> str:
-    """tool.py for the red phase: the spec's signature, raising NotImplementedError."""
-    return (
-        f"{signature}:\n"
-        f'    """Red-phase stub: no implementation exists yet."""\n'
-        f'    raise NotImplementedError("{function_name} is not implemented yet (red phase)")\n'
-    )

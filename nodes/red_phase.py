@@ -11,8 +11,9 @@ from graph.context import Context
 from graph.progress import emit
 from graph.resources import get_sandbox_client
 from graph.state import State
-from graph.static_checks import check_test_code, make_stub, test_function_names
+from graph.static_checks import check_test_code, test_function_names
 from nodes.common import allowed_modules, context_of, summarize_report
+from tools_library.models import make_stub
 
 
 def red_verdict(report: dict[str, Any], expected: list[str]) -> list[str]:

@@ -7,8 +7,10 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import Context
+from graph.resources import get_library
 from graph.state import State, turn_reset
 from nodes.common import context_of, search_library
+from tools_library.retrieval import request_too_long
 
 
 def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -17,6 +19,10 @@ def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     request = (state.get("request") or "").strip()
     if not request:
         update.update(outcome="error", failure="The request is empty: ask for something, e.g. 'Reverse \"abc\"'.")
+        return update
+    refusal = request_too_long(request, get_library().settings.max_request_chars)
+    if refusal:  # Studio and `runs fork --set request=...` reach the graph without the CLI's or the app's check
+        update.update(outcome="error", failure=refusal)
         return update
     update.update(search_library(request, context_of(runtime).retrieve_k))
     return update

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sea.settings import get_settings
 from tools_library.library import InvalidToolError, ToolLibrary
 from tools_library.models import ToolManifest, ToolNameError, validate_tool_name
 from tools_library.packs import PackError, PackReport
@@ -109,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in [getattr(args, "name", None), *(getattr(args, "names", None) or [])]:
             if name is not None:
                 validate_tool_name(name)
+        if args.command == "search":  # an over-long query, too, is refused before anything heavy is loaded
+            from tools_library.retrieval import request_too_long
+
+            if refusal := request_too_long(args.query, get_settings().max_request_chars):
+                return _fail(refusal, 2)
         library = ToolLibrary.open(sync_index=args.command not in _READ_ONLY)
         try:
             return _COMMANDS[args.command](library, args)

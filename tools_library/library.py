@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from sea.settings import Settings, get_settings
-from tools_library.models import ReuseDecision, SearchHit, ToolDraft, ToolManifest, validate_tool_name
+from tools_library.models import ReuseDecision, SearchHit, ToolDraft, ToolManifest, make_stub, validate_tool_name
 from tools_library.packs import InstallResult, PackReport, read_pack, write_pack
 from tools_library.store import (
     ToolLibraryError,
@@ -393,7 +393,11 @@ class ToolLibrary:
         ran on; of the caller's `verification` only notes that are not report fields are kept.
         """
         code, tests = draft.code, draft.tests  # the exact texts sent to the sandbox are the ones stored
-        report = self.sandbox.run_tests(code, tests)
+        # Red and green at once: the tests against a stub that raises NotImplementedError, and against the code.
+        with ThreadPoolExecutor(max_workers=2) as runs:
+            red_run = runs.submit(self.sandbox.run_tests, make_stub(draft.name, draft.signature), tests)
+            report = self.sandbox.run_tests(code, tests)
+            red = red_run.result()
         data = report.model_dump(mode="json")
         if report.verdict != "passed" or report.passed < 1:
             raise NotVerifiedError(
@@ -401,6 +405,17 @@ class ToolLibrary:
                 f"{report.passed} passed, {report.failed} failed, {report.errors} errors): {report.message}",
                 data,
             )
+        passing_on_stub = [t.name for t in red.tests if t.outcome == "passed"]
+        if passing_on_stub or red.verdict == "passed":
+            raise NotVerifiedError(
+                f"Tool {draft.name!r} failed verification in the sandbox: its tests pass against a stub that "
+                f"raises NotImplementedError, so they check nothing ({', '.join(passing_on_stub) or 'all'}).",
+                {"red": red.model_dump(mode="json")},
+            )
+        data["red"] = {
+            "verdict": red.verdict, "passed": red.passed, "failed": red.failed, "errors": red.errors,
+            "collected": red.collected,
+        }
         for stream in ("stdout", "stderr"):
             data[stream] = data.get(stream, "")[-_REPORT_STREAM_CHARS:]
         # The caller's notes (the graph's red phase, repairs, test revisions) first, so that every field of

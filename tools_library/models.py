@@ -110,3 +110,12 @@ class ReuseDecision(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     above_floor: bool = Field(description="False: no candidate is worth showing a model at all.")
     reason: str = ""
+
+
+def make_stub(function_name: str, signature: str) -> str:
+    """tool.py for the red phase: the tool's signature, raising NotImplementedError (tests must fail on it)."""
+    return (
+        f"{signature}:\n"
+        f'    """Red-phase stub: no implementation exists yet."""\n'
+        f'    raise NotImplementedError("{function_name} is not implemented yet (red phase)")\n'
+    )

@@ -32,9 +32,10 @@ from graph.scripted import (
     ScriptedModelError,
     tool_call,
 )
-from graph.static_checks import check_test_code, check_tool_code, make_stub, test_function_names
+from graph.static_checks import check_test_code, check_tool_code, test_function_names
 from graph.structured import StructuredOutputError, add_usage, call_structured, call_text, is_transient_api_error
 from sea.settings import get_settings
+from tools_library.models import make_stub
 
 ALLOWED = frozenset({"math", "re", "string"})
 SIGNATURE = "def reverse_string(text: str) -> str"

@@ -49,6 +49,14 @@ def test_retrieve_refuses_an_empty_request(sea_home: Path) -> None:
     assert update["outcome"] == "error" and update["failure"].startswith("The request is empty")
 
 
+def test_retrieve_refuses_an_over_long_request_in_one_sentence(sea_home: Path) -> None:
+    limit = resources.get_library().settings.max_request_chars
+    update = nodes.retrieve({"request": "reverse " + "x" * limit}, runtime())
+    assert update["outcome"] == "error"
+    assert update["failure"].startswith(f"The request is {limit + 8:,} characters long, over the limit of {limit:,}")
+    assert "candidates" not in update or not update["candidates"]
+
+
 def test_decide_below_the_floor_offers_no_candidate(sea_home: Path, script) -> None:
     """Below the library's floor no tool is offered for reuse: a tool name is refused, a new tool is engineered."""
     model, model_id = script(

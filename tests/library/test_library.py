@@ -82,6 +82,13 @@ def test_a_claimed_report_is_never_trusted(library: ToolLibrary, sandbox) -> Non
     assert caught.value.report["verdict"] == "failed"
     assert library.store.names() == [] and library.index.indexed() == {}
 
+    # Tests that pass against a stub raising NotImplementedError check nothing: the library's red run refuses them.
+    hollow = "from tool import add_numbers\n\n\ndef test_sum():\n    assert True\n\n\ndef test_real():\n" \
+        "    assert add_numbers(2, 3) == 5\n"
+    with pytest.raises(NotVerifiedError, match=r"pass against a stub .* check nothing \(test_tool.py::test_sum\)"):
+        library.register(make_draft("add_numbers", tests=hollow))
+    assert library.store.names() == [] and library.index.indexed() == {}
+
     # A test file without tests passes nothing, so it proves nothing.
     with pytest.raises(NotVerifiedError, match="failed verification"):
         library.register(make_draft("add_numbers", tests="from tool import add_numbers\n"))
@@ -91,6 +98,7 @@ def test_a_claimed_report_is_never_trusted(library: ToolLibrary, sandbox) -> Non
     manifest = library.register(make_draft("add_numbers", tests=SUM_TESTS, verified=False))
     ver = manifest.verification
     assert (ver["verdict"], ver["passed"], ver["failed"], ver["verified_by"]) == ("passed", 1, 0, "library")
+    assert (ver["red"]["passed"], ver["red"]["failed"]) == (0, 1)  # and the same tests failed on the stub
     assert [t["outcome"] for t in ver["tests"]] == ["passed"]
     assert (ver["code_sha256"], ver["tests_sha256"]) == (sha256_text(manifest.code), sha256_text(manifest.tests))
     assert ver["image_id"] == manifest.provenance.sandbox_image_id == sandbox.image_id()

@@ -1,4 +1,5 @@
-"""The hybrid tool index against the real Chroma and the real embedding model, in temporary folders."""
+"""The hybrid tool index (its SQLite file, or a real Chroma server) and the real embedding model, in temporary
+folders."""
 
 from __future__ import annotations
 
@@ -130,6 +131,41 @@ def test_another_process_changes_are_seen_after_refresh(
     index.refresh()
     assert "gcd" in index.indexed()
     assert index.search("greatest common divisor of 12 and 18", k=1)[0].name == "gcd"
+
+
+_OTHER_PROCESS_WRITER = """
+import sys
+from sea.settings import Settings
+from tools_library.retrieval import IndexEntry, ToolIndex
+index = ToolIndex(Settings(home=sys.argv[1]))
+for i in range(int(sys.argv[2])):
+    index.upsert([IndexEntry(name=f"gcd_{i}", version=1, signature=f"def gcd_{i}(a: int, b: int) -> int",
+                             description=f"Return the greatest common divisor of a and b (variant {i}).",
+                             content_hash=f"gcd-{i}")])
+index.upsert([IndexEntry(name="median", version=2, signature="def median(values: list[float]) -> float",
+                         description="Return the middle value of the sorted values.", content_hash="median-v2")])
+index.delete(["is_leap_year"])
+"""
+
+
+def test_a_long_open_index_sees_another_processes_writes_after_refresh(index: ToolIndex, settings: Settings) -> None:
+    """Embedded Chroma failed this: an open client never saw other processes' vectors ("Error finding id")."""
+    index.search("warm up")
+    done = subprocess.run(
+        [sys.executable, "-c", _OTHER_PROCESS_WRITER, str(settings.home), "12"], capture_output=True, text=True,
+        timeout=300, cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "gcd_11" not in index.indexed()  # nothing is read until refresh
+    index.refresh()
+    indexed = index.indexed()
+    assert {f"gcd_{i}" for i in range(12)} <= set(indexed) and "is_leap_year" not in indexed
+    assert indexed["median"] == "median-v2"
+    hits = index.search("greatest common divisor of 12 and 18", k=12)
+    assert {h.name for h in hits} == {f"gcd_{i}" for i in range(12)}
+    assert all(h.dense_score is not None and h.dense_score > 0.5 for h in hits)  # their vectors, not a fallback
+    index.refresh()  # nothing moved: nothing read
+    assert index.indexed() == indexed
 
 
 @pytest.mark.parametrize(

@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.ui.ui_helpers import ROOT
+from tests.ui.ui_helpers import streamlit_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -34,54 +28,18 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer at {url} within {timeout_s} s: {log.read_text()[-2000:]}")
-
-
 @pytest.fixture
 def app_url(tmp_path: Path, seeded_home: Path) -> Iterator[str]:
     """`streamlit run ui/app.py` with a copy of the seeded data directory and the demo model; stopped by pid."""
     home = tmp_path / "sea-home"
     shutil.copytree(seeded_home, home)
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEA_")}
     env.update(SEA_HOME=str(home), SEA_MODEL="scripted:demo", STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     if "SEA_SANDBOX_IMAGE" in os.environ:
         env["SEA_SANDBOX_IMAGE"] = os.environ["SEA_SANDBOX_IMAGE"]
     log = tmp_path / "streamlit.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, server, log)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and nothing else
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+    with streamlit_app(log, env, "--server.headless", "true", "--server.address", "127.0.0.1") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

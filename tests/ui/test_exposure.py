@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.ui.ui_helpers import ROOT
+from tests.ui.ui_helpers import streamlit_app
 
 LISTEN = "0A"  # TCP state in /proc/net/tcp
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -53,37 +42,11 @@ def listening_addresses(port: int) -> set[str]:
 @contextmanager
 def running_app(tmp_path: Path, *extra: str) -> Iterator[tuple[int, Path]]:
     """`streamlit run ui/app.py` from the project folder (so its config applies), on a free port; stopped by pid."""
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEA_", "STREAMLIT_"))}
     env["SEA_HOME"] = str(tmp_path / "sea-home")
-    log = tmp_path / f"streamlit-{port}.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "ui/app.py", "--server.port", str(port), *extra],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"streamlit exited with {server.returncode}: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer within 90 s: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
+    log = tmp_path / "streamlit.log"
+    with streamlit_app(log, env, *extra) as port:
         yield port, log
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and nothing else
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
 
 
 def toolbar_mode(port: int) -> str:
